@@ -1,0 +1,1 @@
+//! Procedural macros of amorsize. Use them through the `amorsize` facade crate.

@@ -1,0 +1,1 @@
+//! Re-exports that macro-generated code calls. Not public API.

@@ -1,0 +1,19 @@
+//! Runtime of [amorsize](https://docs.rs/amorsize): probes, sampling, the cost model and
+//! the executors. Use it through the `amorsize` facade crate.
+#![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+
+mod error;
+pub mod model;
+mod options;
+mod plan;
+pub mod probe;
+
+pub use error::{Error, ErrorKind};
+pub use model::SampleStats;
+pub use options::{DEFAULT_MIN_SPEEDUP, Options};
+pub use plan::{Backend, Candidate, Estimate, NestedIn, ParseBackendError, Plan, Reason};
+pub use probe::MachineProfile;
+
+#[doc(hidden)]
+pub mod __private;

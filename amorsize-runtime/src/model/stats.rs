@@ -1,0 +1,74 @@
+//! [`SampleStats`]: what sampling measured about a workload.
+
+/// What the sample measured about one job, the model's view of the workload.
+///
+/// Built by sampling at run time, or by hand for what-if questions: start from
+/// [`Default`] (one CPU-bound item of unknown cost) and set fields one by one.
+///
+/// ```
+/// use amorsize_runtime::model::SampleStats;
+/// let mut stats = SampleStats::default();
+/// stats.mean_item_secs = 1e-4;
+/// stats.remaining_items = Some(10_000);
+/// assert_eq!(stats.cpu_ratio, 1.0);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct SampleStats {
+    /// Items processed by the sample (their results are kept).
+    pub items: usize,
+    /// Wall time the sample took, in seconds.
+    pub sample_secs: f64,
+    /// Mean wall time per item, in seconds (`t`).
+    pub mean_item_secs: f64,
+    /// Coefficient of variation of the per-item time (`cv`), 0 for uniform work.
+    pub cv: f64,
+    /// Thread CPU time over wall time (`r`): near 1 for CPU-bound work, near 0 for work
+    /// that waits (I/O, sleeps).
+    pub cpu_ratio: f64,
+    /// Process CPU time over thread CPU time (`q`): above 1 when an item uses several
+    /// cores itself.
+    pub process_cpu_ratio: f64,
+    /// Measured throughput of two threads over twice that of one (`e2`), if measured:
+    /// near 1 for work that scales, near 0.5 for work serialised on a lock.
+    pub two_thread_efficiency: Option<f64>,
+    /// Items still to run after the sample, if known (exact length or estimate).
+    pub remaining_items: Option<usize>,
+    /// Mean encoded size of one input item, in bytes (Processes only).
+    pub in_bytes: f64,
+    /// Mean encoded size of one output item, in bytes (Processes only).
+    pub out_bytes: f64,
+    /// Seconds to encode one input in the parent (Processes only).
+    pub encode_in_secs: f64,
+    /// Seconds to decode one input in a worker (Processes only).
+    pub decode_in_secs: f64,
+    /// Seconds to encode one output in a worker (Processes only).
+    pub encode_out_secs: f64,
+    /// Seconds to decode one output in the parent (Processes only).
+    pub decode_out_secs: f64,
+    /// Approximate in-memory bytes of one item in flight (input plus output), used by
+    /// the memory cap; 0 when unknown.
+    pub item_bytes: f64,
+}
+
+impl Default for SampleStats {
+    fn default() -> Self {
+        SampleStats {
+            items: 0,
+            sample_secs: 0.0,
+            mean_item_secs: 0.0,
+            cv: 0.0,
+            cpu_ratio: 1.0,
+            process_cpu_ratio: 1.0,
+            two_thread_efficiency: None,
+            remaining_items: None,
+            in_bytes: 0.0,
+            out_bytes: 0.0,
+            encode_in_secs: 0.0,
+            decode_in_secs: 0.0,
+            encode_out_secs: 0.0,
+            decode_out_secs: 0.0,
+            item_bytes: 0.0,
+        }
+    }
+}

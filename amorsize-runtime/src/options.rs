@@ -1,0 +1,68 @@
+//! [`Options`]: what the user pinned or forbade, and the `AMORSIZE_*` environment.
+
+use crate::plan::{Backend, Reason};
+
+/// Default of [`Options::min_speedup`]: below this predicted speedup, stay serial.
+pub const DEFAULT_MIN_SPEEDUP: f64 = 1.2;
+
+/// What the user asked of a job; everything is optional.
+///
+/// ```
+/// use amorsize_runtime::{Backend, Options};
+/// let mut opts = Options::default();
+/// opts.backend = Some(Backend::Threads);
+/// opts.max_workers = Some(8);
+/// assert_eq!(opts.min_speedup, 1.2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Pin the backend.
+    pub backend: Option<Backend>,
+    /// Cap (and, with `backend` and `chunk_size`, pin) the number of workers.
+    pub max_workers: Option<usize>,
+    /// Pin the chunk size.
+    pub chunk_size: Option<usize>,
+    /// Stay serial unless parallel is predicted at least this much faster.
+    pub min_speedup: f64,
+    /// Backends that cannot run this job, each with its reason.
+    pub exclude: Vec<(Backend, Reason)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: None,
+            max_workers: None,
+            chunk_size: None,
+            min_speedup: DEFAULT_MIN_SPEEDUP,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Whether backend, workers and chunk size are all pinned: such a job skips sampling.
+    pub fn fully_pinned(&self) -> bool {
+        self.backend.is_some() && self.max_workers.is_some() && self.chunk_size.is_some()
+    }
+
+    /// Forbids `backend` for this job, with the reason shown in the plan.
+    pub fn forbid(&mut self, backend: Backend, why: impl Into<String>) {
+        self.exclude.push((
+            backend,
+            Reason::Excluded {
+                backend,
+                why: why.into(),
+            },
+        ));
+    }
+
+    /// The reason `backend` is excluded, if it is.
+    pub fn excluded(&self, backend: Backend) -> Option<&Reason> {
+        self.exclude
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .map(|(_, r)| r)
+    }
+}

@@ -1,0 +1,505 @@
+//! What was decided and why: [`Plan`], [`Backend`], [`Reason`], [`Candidate`].
+
+use std::fmt;
+
+use crate::model::SampleStats;
+use crate::probe::Fallback;
+
+/// Where the items of a job run.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize_runtime::Backend;
+/// assert_eq!(Backend::Threads.to_string(), "threads");
+/// assert_eq!("rayon".parse::<Backend>(), Ok(Backend::Rayon));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Backend {
+    /// On the caller's thread, one item after another.
+    Serial,
+    /// On the current rayon pool (the global one, or the one whose `install` we are in).
+    Rayon,
+    /// On amorsize's own blocking thread pool, which may hold more threads than the CPU
+    /// budget (for I/O-bound work).
+    Threads,
+    /// On a pool of worker processes (the same executable), for work that does not
+    /// scale on threads. Needs a function marked `#[amorsize::task]`.
+    Processes,
+}
+
+impl Backend {
+    /// Every backend, in the order the model reports them.
+    pub const ALL: [Backend; 4] = [
+        Backend::Serial,
+        Backend::Rayon,
+        Backend::Threads,
+        Backend::Processes,
+    ];
+
+    /// The lowercase name used in attribute arguments and `AMORSIZE_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Serial => "serial",
+            Backend::Rayon => "rayon",
+            Backend::Threads => "threads",
+            Backend::Processes => "processes",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The text of a backend name that is not one of `serial`, `rayon`, `threads`,
+/// `processes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseBackendError(pub String);
+
+impl fmt::Display for ParseBackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown backend `{}`: expected one of serial, rayon, threads, processes",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseBackendError {}
+
+impl std::str::FromStr for Backend {
+    type Err = ParseBackendError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == lower)
+            .ok_or_else(|| ParseBackendError(s.to_string()))
+    }
+}
+
+/// Where a nested call found itself (see [`Reason::Nested`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NestedIn {
+    /// On a worker thread of a rayon pool: only that pool (or inline) is used.
+    RayonWorker,
+    /// On a thread of amorsize's blocking pool: runs inline.
+    ThreadsPool,
+    /// Inside an amorsize worker process: runs inline.
+    WorkerProcess,
+}
+
+impl fmt::Display for NestedIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NestedIn::RayonWorker => "a rayon worker thread",
+            NestedIn::ThreadsPool => "amorsize's blocking thread pool",
+            NestedIn::WorkerProcess => "an amorsize worker process",
+        })
+    }
+}
+
+/// One reason behind a [`Plan`]: why a backend won, lost or was excluded, or which
+/// control or clamp shaped the plan.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The chosen backend had the shortest predicted time.
+    Fastest {
+        /// The winner.
+        backend: Backend,
+        /// Its predicted speedup over serial.
+        speedup: f64,
+    },
+    /// The best parallel plan was predicted below `min_speedup`, so the job stays serial.
+    BelowMinSpeedup {
+        /// The best parallel backend.
+        best: Backend,
+        /// Its predicted speedup.
+        speedup: f64,
+        /// The threshold it had to reach.
+        min_speedup: f64,
+    },
+    /// The whole remaining job is predicted to take less than starting any parallel work.
+    TooLittleWork {
+        /// Predicted serial time of the rest of the job.
+        serial_secs: f64,
+        /// Cheapest fixed cost of going parallel.
+        threshold_secs: f64,
+    },
+    /// The input ended while it was being sampled: it was all processed serially.
+    InputEndedInSample {
+        /// How many items there were.
+        items: usize,
+    },
+    /// A backend lost to a faster one.
+    Slower {
+        /// The loser.
+        backend: Backend,
+        /// Its best predicted time.
+        secs: f64,
+        /// The winner.
+        winner: Backend,
+        /// The winner's predicted time.
+        winner_secs: f64,
+    },
+    /// The user pinned a choice in code (`.backend()`, `.max_workers()`,
+    /// `.chunk_size()` or an attribute argument).
+    Pinned {
+        /// Which option: `backend`, `max_workers` or `chunk_size`.
+        option: &'static str,
+        /// The pinned value, as text.
+        value: String,
+    },
+    /// An environment variable decided or capped the plan.
+    Environment {
+        /// The variable, e.g. `AMORSIZE_BACKEND`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The `serial` cargo feature turns amorsize off for the whole build.
+    SerialFeature,
+    /// A nested call: it never multiplies threads.
+    Nested {
+        /// Where the call was made.
+        inside: NestedIn,
+    },
+    /// A backend cannot run this job at all.
+    Excluded {
+        /// The excluded backend.
+        backend: Backend,
+        /// Why, in plain words, including how to enable it where that is possible.
+        why: String,
+    },
+    /// A pinned backend could not be used, so the best other one was taken.
+    PinnedUnavailable {
+        /// What the user pinned.
+        pinned: Backend,
+        /// What ran instead.
+        used: Backend,
+    },
+    /// An option had an absurd value and was clamped.
+    Clamped {
+        /// Which option.
+        option: &'static str,
+        /// What was given, as text.
+        given: String,
+        /// What is used instead, as text.
+        used: String,
+    },
+    /// Work that mostly waits (low thread-CPU/wall ratio) may use more threads than cores.
+    IoBound {
+        /// Thread CPU time over wall time in the sample.
+        cpu_ratio: f64,
+    },
+    /// Work that does not scale on threads (measured two-thread efficiency).
+    ThreadsDoNotScale {
+        /// Throughput of two threads over twice that of one, in `0..=1`.
+        efficiency: f64,
+    },
+    /// Work that already uses several cores per item gets fewer workers.
+    InternallyParallel {
+        /// Process CPU time over thread CPU time in the sample.
+        ratio: f64,
+    },
+    /// Memory limits the number of workers.
+    MemoryCap {
+        /// The most workers that fit.
+        workers: usize,
+        /// Usable memory in bytes.
+        usable_bytes: u64,
+    },
+    /// The input length is unknown; the rest of the job was estimated.
+    LengthEstimated {
+        /// The estimate of the remaining items.
+        remaining: usize,
+    },
+}
+
+fn secs(f: &mut fmt::Formatter<'_>, s: f64) -> fmt::Result {
+    if !s.is_finite() {
+        write!(f, "{s}")
+    } else if s >= 1.0 {
+        write!(f, "{s:.2} s")
+    } else if s >= 1e-3 {
+        write!(f, "{:.2} ms", s * 1e3)
+    } else if s >= 1e-6 {
+        write!(f, "{:.1} us", s * 1e6)
+    } else {
+        write!(f, "{:.0} ns", s * 1e9)
+    }
+}
+
+/// Formats seconds with a readable unit (`12.0 us`, `3.40 ms`).
+pub(crate) struct Secs(pub f64);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        secs(f, self.0)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Fastest { backend, speedup } => {
+                write!(f, "{backend} is fastest (est. {speedup:.2}x serial)")
+            }
+            Reason::BelowMinSpeedup {
+                best,
+                speedup,
+                min_speedup,
+            } => write!(
+                f,
+                "best parallel plan ({best}, est. {speedup:.2}x) is below min_speedup {min_speedup}"
+            ),
+            Reason::TooLittleWork {
+                serial_secs,
+                threshold_secs,
+            } => write!(
+                f,
+                "too little work: {} left serially, parallel start costs {}",
+                Secs(*serial_secs),
+                Secs(*threshold_secs)
+            ),
+            Reason::InputEndedInSample { items } => {
+                write!(f, "input ended while sampling ({items} items)")
+            }
+            Reason::Slower {
+                backend,
+                secs,
+                winner,
+                winner_secs,
+            } => write!(
+                f,
+                "{backend} slower: est. {} vs {} for {winner}",
+                Secs(*secs),
+                Secs(*winner_secs)
+            ),
+            Reason::Pinned { option, value } => write!(f, "{option} pinned to {value} in code"),
+            Reason::Environment { variable, value } => write!(f, "{variable}={value}"),
+            Reason::SerialFeature => f.write_str("the `serial` cargo feature is on"),
+            Reason::Nested { inside } => {
+                write!(f, "nested call inside {inside}: no extra threads")
+            }
+            Reason::Excluded { backend, why } => write!(f, "{backend} excluded: {why}"),
+            Reason::PinnedUnavailable { pinned, used } => {
+                write!(f, "pinned {pinned} is unavailable here; using {used}")
+            }
+            Reason::Clamped {
+                option,
+                given,
+                used,
+            } => write!(f, "{option}({given}) is out of range; using {used}"),
+            Reason::IoBound { cpu_ratio } => write!(
+                f,
+                "I/O-bound (CPU/wall {cpu_ratio:.2}): more threads than cores allowed"
+            ),
+            Reason::ThreadsDoNotScale { efficiency } => write!(
+                f,
+                "threads do not scale (two-thread efficiency {efficiency:.2})"
+            ),
+            Reason::InternallyParallel { ratio } => write!(
+                f,
+                "each item already uses {ratio:.1} cores: fewer workers"
+            ),
+            Reason::MemoryCap {
+                workers,
+                usable_bytes,
+            } => write!(
+                f,
+                "memory caps workers at {workers} ({} MiB usable)",
+                usable_bytes / (1 << 20)
+            ),
+            Reason::LengthEstimated { remaining } => {
+                write!(f, "input length unknown; estimated {remaining} more items")
+            }
+        }
+    }
+}
+
+/// A backend's best predicted configuration.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Estimate {
+    /// Number of workers.
+    pub workers: usize,
+    /// Items per chunk handed to a worker.
+    pub chunk_size: usize,
+    /// Predicted wall time of the remaining items, in seconds.
+    pub secs: f64,
+    /// Predicted speedup over running the remaining items serially.
+    pub speedup: f64,
+}
+
+/// What the model predicted for one backend, or why it was not considered.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Candidate {
+    /// The backend.
+    pub backend: Backend,
+    /// Its best configuration, or the reason it was excluded.
+    pub estimate: Result<Estimate, Reason>,
+}
+
+/// A decision: which backend, how many workers, what chunk size, and why.
+///
+/// `Display` prints one short line; the alternate form (`{:#}`) prints the full
+/// breakdown: sample statistics, each candidate's prediction and every reason.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Plan {
+    /// Where the remaining items run.
+    pub backend: Backend,
+    /// Number of workers (1 for serial).
+    pub workers: usize,
+    /// Items per chunk handed to a worker.
+    pub chunk_size: usize,
+    /// Predicted speedup of the remaining items over serial (1.0 for serial).
+    pub estimated_speedup: f64,
+    /// Predicted serial time of the remaining items, in seconds.
+    pub estimated_serial_secs: f64,
+    /// What the sample measured.
+    pub sample: SampleStats,
+    /// Items left after the sample, if known or estimated.
+    pub remaining_items: Option<usize>,
+    /// Each backend's best prediction, or why it was excluded.
+    pub candidates: Vec<Candidate>,
+    /// Why this plan; the first one is the main reason.
+    pub reasons: Vec<Reason>,
+    /// Machine measurements that fell back to documented defaults.
+    pub fallbacks: Vec<Fallback>,
+    /// Which call site or function decided, when known (for logs).
+    pub label: Option<String>,
+}
+
+impl Plan {
+    /// A serial plan with a single reason, for decisions made without the model.
+    pub fn serial(reason: Reason) -> Plan {
+        Plan {
+            backend: Backend::Serial,
+            workers: 1,
+            chunk_size: 1,
+            estimated_speedup: 1.0,
+            estimated_serial_secs: 0.0,
+            sample: SampleStats::default(),
+            remaining_items: None,
+            candidates: Vec::new(),
+            reasons: vec![reason],
+            fallbacks: Vec::new(),
+            label: None,
+        }
+    }
+
+    /// The main reason, if any.
+    pub fn main_reason(&self) -> Option<&Reason> {
+        self.reasons.first()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(label) = &self.label {
+            write!(f, "[{label}] ")?;
+        }
+        match self.backend {
+            Backend::Serial => f.write_str("serial")?,
+            b => write!(f, "{b} x{}, chunk {}", self.workers, self.chunk_size)?,
+        }
+        if self.sample.items > 0 {
+            write!(
+                f,
+                ": est. {:.2}x serial (",
+                self.estimated_speedup
+            )?;
+            match self.remaining_items {
+                Some(n) => write!(f, "{n} items")?,
+                None => f.write_str("? items")?,
+            }
+            write!(f, " x {})", Secs(self.sample.mean_item_secs))?;
+        }
+        if let Some(r) = self.main_reason() {
+            write!(f, "; {r}")?;
+        }
+        if f.alternate() {
+            self.fmt_breakdown(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    fn fmt_breakdown(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.sample;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  sample: {} items in {}, mean {} (cv {:.2}), cpu/wall {:.2}, process/thread cpu {:.2}{}",
+            s.items,
+            Secs(s.sample_secs),
+            Secs(s.mean_item_secs),
+            s.cv,
+            s.cpu_ratio,
+            s.process_cpu_ratio,
+            match s.two_thread_efficiency {
+                Some(e) => format!(", 2-thread efficiency {e:.2}"),
+                None => String::new(),
+            }
+        )?;
+        if s.in_bytes > 0.0 || s.out_bytes > 0.0 {
+            writeln!(
+                f,
+                "  encoded: in {:.0} B (enc {}, dec {}), out {:.0} B (enc {}, dec {})",
+                s.in_bytes,
+                Secs(s.encode_in_secs),
+                Secs(s.decode_in_secs),
+                s.out_bytes,
+                Secs(s.encode_out_secs),
+                Secs(s.decode_out_secs)
+            )?;
+        }
+        writeln!(
+            f,
+            "  remaining: {} items, est. {} serially",
+            self.remaining_items
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
+            Secs(self.estimated_serial_secs)
+        )?;
+        if !self.candidates.is_empty() {
+            writeln!(f, "  candidates:")?;
+            for c in &self.candidates {
+                match &c.estimate {
+                    Ok(e) => writeln!(
+                        f,
+                        "    {:<9} x{:<4} chunk {:<6} est. {} ({:.2}x)",
+                        c.backend.name(),
+                        e.workers,
+                        e.chunk_size,
+                        Secs(e.secs),
+                        e.speedup
+                    )?,
+                    Err(r) => writeln!(f, "    {:<9} {r}", c.backend.name())?,
+                }
+            }
+        }
+        writeln!(f, "  reasons:")?;
+        for r in &self.reasons {
+            writeln!(f, "    - {r}")?;
+        }
+        if !self.fallbacks.is_empty() {
+            writeln!(f, "  fallbacks:")?;
+            for fb in &self.fallbacks {
+                writeln!(f, "    - {fb}")?;
+            }
+        }
+        Ok(())
+    }
+}
