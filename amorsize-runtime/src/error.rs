@@ -77,7 +77,11 @@ impl fmt::Display for Error {
                 Ok(())
             }
             ErrorKind::Serialize => {
-                write!(f, "item {}: serialization failed: {}", self.index, self.message)
+                write!(
+                    f,
+                    "item {}: serialization failed: {}",
+                    self.index, self.message
+                )
             }
         }
     }

@@ -307,10 +307,9 @@ impl fmt::Display for Reason {
                 f,
                 "threads do not scale (two-thread efficiency {efficiency:.2})"
             ),
-            Reason::InternallyParallel { ratio } => write!(
-                f,
-                "each item already uses {ratio:.1} cores: fewer workers"
-            ),
+            Reason::InternallyParallel { ratio } => {
+                write!(f, "each item already uses {ratio:.1} cores: fewer workers")
+            }
             Reason::MemoryCap {
                 workers,
                 usable_bytes,
@@ -415,11 +414,7 @@ impl fmt::Display for Plan {
             b => write!(f, "{b} x{}, chunk {}", self.workers, self.chunk_size)?,
         }
         if self.sample.items > 0 {
-            write!(
-                f,
-                ": est. {:.2}x serial (",
-                self.estimated_speedup
-            )?;
+            write!(f, ": est. {:.2}x serial (", self.estimated_speedup)?;
             match self.remaining_items {
                 Some(n) => write!(f, "{n} items")?,
                 None => f.write_str("? items")?,

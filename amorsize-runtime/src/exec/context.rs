@@ -1,0 +1,45 @@
+//! Where the current thread is, so nested calls never multiply threads.
+
+use std::cell::Cell;
+
+thread_local! {
+    static IN_THREADS_POOL: Cell<bool> = const { Cell::new(false) };
+    static IN_WORKER_PROCESS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The kind of thread a call is made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Context {
+    /// An ordinary thread: every backend is open.
+    Free,
+    /// A rayon worker thread: only that pool, without blocking it.
+    RayonWorker,
+    /// A thread of amorsize's blocking pool: inline.
+    ThreadsPool,
+    /// An amorsize worker process: inline.
+    WorkerProcess,
+}
+
+/// The context of the calling thread.
+pub(crate) fn context() -> Context {
+    if IN_WORKER_PROCESS.with(Cell::get) {
+        Context::WorkerProcess
+    } else if IN_THREADS_POOL.with(Cell::get) {
+        Context::ThreadsPool
+    } else if rayon::current_thread_index().is_some() {
+        Context::RayonWorker
+    } else {
+        Context::Free
+    }
+}
+
+/// Marks the calling thread as one of the blocking pool's (set by its start handler).
+pub(crate) fn enter_threads_pool() {
+    IN_THREADS_POOL.with(|c| c.set(true));
+}
+
+/// Marks the calling thread as running inside a worker process.
+#[allow(dead_code)]
+pub(crate) fn enter_worker_process() {
+    IN_WORKER_PROCESS.with(|c| c.set(true));
+}

@@ -1,0 +1,212 @@
+//! Sampling: run the first items serially under timers and keep their results.
+//!
+//! Items run in doubling batches (1, 1, 2, 4, …) with one wall-clock read per batch
+//! boundary (about 25 ns each), so the cost of asking is a few timer reads however
+//! cheap the items are. The CPU clocks (about 250 ns a read) are read only once the
+//! sample has run [`CPU_CLOCK_AFTER_SECS`] of work. The sample stops when its time
+//! reaches a budget that is small against the predicted total, so a slow first item
+//! (a 10 ms wait) ends it after two items, and a tiny input is finished inside it.
+
+pub(crate) mod clock;
+
+use std::time::Instant;
+
+use crate::iter::Stage;
+use crate::model::SampleStats;
+
+/// Read the CPU clocks only after this much sampled work, so cheap inputs never pay.
+pub(crate) const CPU_CLOCK_AFTER_SECS: f64 = 20e-6;
+/// The sample always runs at least this long (unless the input ends first).
+pub(crate) const MIN_BUDGET_SECS: f64 = 50e-6;
+/// Share of the predicted serial total the sample may take.
+pub(crate) const BUDGET_SHARE: f64 = 0.01;
+/// The sample never runs longer than this.
+pub(crate) const MAX_BUDGET_SECS: f64 = 20e-3;
+/// Budget when the input length is unknown.
+pub(crate) const UNKNOWN_LENGTH_BUDGET_SECS: f64 = 2e-3;
+/// Most items a sample keeps (their outputs are buffered until the plan is made).
+pub(crate) const MAX_ITEMS: usize = 1 << 16;
+
+/// What a sample produced: the kept outputs and the statistics.
+#[derive(Debug)]
+pub(crate) struct Sampled<O> {
+    /// Outputs of the sampled items, in order; they are emitted first.
+    pub outputs: Vec<O>,
+    /// Input items consumed.
+    pub items: usize,
+    /// The source ended inside the sample.
+    pub exhausted: bool,
+    /// Measured statistics (`remaining_items` left for the caller to fill).
+    pub stats: SampleStats,
+}
+
+struct CpuMark {
+    wall: Instant,
+    thread: f64,
+    process: Option<f64>,
+}
+
+/// Samples `src` with `stage`, consuming items until the budget is spent or the
+/// source ends. `total_hint` is the number of items the source is expected to yield
+/// (exact or estimated), if known.
+pub(crate) fn sample<T, S, I>(
+    src: &mut I,
+    stage: &S,
+    st: &mut S::State,
+    total_hint: Option<usize>,
+) -> Sampled<S::Out>
+where
+    S: Stage<T>,
+    I: Iterator<Item = T>,
+{
+    let mut outputs = Vec::with_capacity(total_hint.unwrap_or(16).clamp(1, 1024));
+    let start = Instant::now();
+    let mut last = start;
+    let mut items = 0usize;
+    let mut exhausted = false;
+    let mut batch = 1usize;
+    // (items, seconds) of each batch after the first.
+    let mut batches: Vec<(usize, f64)> = Vec::new();
+    let mut cpu_mark: Option<CpuMark> = None;
+    let mut elapsed;
+
+    loop {
+        let mut done = 0;
+        while done < batch {
+            match src.next() {
+                Some(x) => {
+                    stage.apply(st, items, x, &mut |o| outputs.push(o));
+                    items += 1;
+                    done += 1;
+                }
+                None => {
+                    exhausted = true;
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let secs = (now - last).as_secs_f64();
+        last = now;
+        elapsed = (now - start).as_secs_f64();
+        if done > 0 && items > done {
+            batches.push((done, secs));
+        }
+        if exhausted || items >= MAX_ITEMS {
+            break;
+        }
+        if cpu_mark.is_none() && elapsed >= CPU_CLOCK_AFTER_SECS {
+            cpu_mark = clock::thread_cpu_secs().map(|thread| CpuMark {
+                wall: Instant::now(),
+                thread,
+                process: clock::process_cpu_secs(),
+            });
+        }
+        let mean = elapsed / items as f64;
+        let budget = match total_hint {
+            Some(n) => (BUDGET_SHARE * n as f64 * mean).clamp(MIN_BUDGET_SECS, MAX_BUDGET_SECS),
+            None => UNKNOWN_LENGTH_BUDGET_SECS,
+        };
+        if elapsed >= budget && !batches.is_empty() {
+            break;
+        }
+        // Double, but do not run far past the budget.
+        let fits = ((budget - elapsed) / mean.max(1e-9)).ceil() as usize;
+        batch = (batch * 2).min(fits.max(1)).min(MAX_ITEMS - items);
+    }
+
+    let mut stats = SampleStats::default();
+    stats.items = items;
+    stats.sample_secs = elapsed;
+    stats.mean_item_secs = if items > 0 {
+        elapsed / items as f64
+    } else {
+        0.0
+    };
+    stats.cv = cv(&batches);
+    if let Some(mark) = cpu_mark {
+        let wall = mark.wall.elapsed().as_secs_f64();
+        if let Some(thread) = clock::thread_cpu_secs() {
+            let thread_d = thread - mark.thread;
+            if wall > 0.0 {
+                stats.cpu_ratio = (thread_d / wall).clamp(0.0, 1.0);
+            }
+            if let (Some(p0), Some(p1)) = (mark.process, clock::process_cpu_secs()) {
+                // Only meaningful when the thread did real work: below that the clocks'
+                // granularity dominates.
+                if thread_d > 10e-6 {
+                    stats.process_cpu_ratio = ((p1 - p0) / thread_d).max(1.0);
+                }
+            }
+        }
+    }
+    stats.item_bytes = (std::mem::size_of::<T>() + std::mem::size_of::<S::Out>()) as f64;
+    Sampled {
+        outputs,
+        items,
+        exhausted,
+        stats,
+    }
+}
+
+/// Coefficient of variation of per-item time, estimated from batch means: a batch of
+/// `b` items has a mean whose variance is σ²/b, so σ² ≈ Σ b·(mᵢ − μ)² / (batches − 1).
+/// The first batch (cold caches, lazy initialisation) is left out.
+fn cv(batches: &[(usize, f64)]) -> f64 {
+    let n: usize = batches.iter().map(|b| b.0).sum();
+    let total: f64 = batches.iter().map(|b| b.1).sum();
+    if batches.len() < 2 || n == 0 || total <= 0.0 {
+        return 0.0;
+    }
+    let mu = total / n as f64;
+    let var = batches
+        .iter()
+        .map(|&(b, s)| {
+            let m = s / b as f64;
+            b as f64 * (m - mu) * (m - mu)
+        })
+        .sum::<f64>()
+        / (batches.len() - 1) as f64;
+    let cv = var.sqrt() / mu;
+    if cv.is_finite() { cv.min(100.0) } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iter::Identity;
+
+    #[test]
+    fn a_short_input_ends_inside_the_sample() {
+        let mut src = 0..100u32;
+        let stage = Identity::new();
+        let s = sample(&mut src, &stage, &mut (), Some(100));
+        assert!(s.exhausted);
+        assert_eq!(s.items, 100);
+        assert_eq!(s.outputs, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_slow_first_item_ends_the_sample_after_two_items() {
+        let mut src =
+            (0..100u32).inspect(|_| std::thread::sleep(std::time::Duration::from_millis(10)));
+        let stage = Identity::new();
+        let s = sample(&mut src, &stage, &mut (), Some(100));
+        assert!(!s.exhausted);
+        assert_eq!(s.items, 2);
+        assert!(s.stats.mean_item_secs >= 0.009);
+        assert!(
+            s.stats.cpu_ratio < 0.5,
+            "sleeping is not CPU work: {}",
+            s.stats.cpu_ratio
+        );
+    }
+
+    #[test]
+    fn cv_of_uniform_batches_is_zero() {
+        let b = [(1, 1.0), (2, 2.0), (4, 4.0)];
+        assert_eq!(cv(&b), 0.0);
+        let skew = [(1, 1.0), (2, 8.0), (4, 4.0)];
+        assert!(cv(&skew) > 0.5);
+    }
+}
