@@ -49,7 +49,10 @@ fn work(kind: Work, x: u64) -> u64 {
 
 /// A `par_auto()` pipeline over `0..n` with the mode applied.
 #[track_caller]
-fn source(n: usize, mode: Option<Backend>) -> AutoIter<std::ops::Range<u64>, amorsize::iter::Identity<u64>> {
+fn source(
+    n: usize,
+    mode: Option<Backend>,
+) -> AutoIter<std::ops::Range<u64>, amorsize::iter::Identity<u64>> {
     let it = (0..n as u64).par_auto();
     match mode {
         Some(b) => it.backend(b).max_workers(3).chunk_size(5),
@@ -98,13 +101,21 @@ fn every_consumer_matches_std() {
             });
             assert_eq!(calls.into_inner(), n, "for_each {ctx}");
 
-            assert_eq!(source(n, mode).map(f).sum::<u64>(), std_iter().sum::<u64>(), "sum {ctx}");
+            assert_eq!(
+                source(n, mode).map(f).sum::<u64>(),
+                std_iter().sum::<u64>(),
+                "sum {ctx}"
+            );
             assert_eq!(
                 source(n.min(30), mode).map(|x| x % 3 + 1).product::<u64>(),
                 (0..n.min(30) as u64).map(|x| x % 3 + 1).product::<u64>(),
                 "product {ctx}"
             );
-            assert_eq!(source(n, mode).filter(|x| x % 2 == 0).count(), std_iter().count().div_ceil(2), "count {ctx}");
+            assert_eq!(
+                source(n, mode).filter(|x| x % 2 == 0).count(),
+                std_iter().count().div_ceil(2),
+                "count {ctx}"
+            );
             assert_eq!(source(n, mode).map(f).min(), std_iter().min(), "min {ctx}");
             assert_eq!(source(n, mode).map(f).max(), std_iter().max(), "max {ctx}");
 
@@ -122,7 +133,9 @@ fn every_consumer_matches_std() {
             );
             // reduce keeps std's left-to-right order: a non-associative op shows it.
             assert_eq!(
-                source(n, mode).map(f).reduce(|a, b| a.wrapping_mul(31).wrapping_add(b)),
+                source(n, mode)
+                    .map(f)
+                    .reduce(|a, b| a.wrapping_mul(31).wrapping_add(b)),
                 std_iter().reduce(|a, b| a.wrapping_mul(31).wrapping_add(b)),
                 "reduce {ctx}"
             );
@@ -198,7 +211,11 @@ fn borrowed_items_and_collections() {
             it = it.backend(b).max_workers(2).chunk_size(7);
         }
         let lens: Vec<usize> = it.map(|w| w.len()).collect();
-        assert_eq!(lens, words.iter().map(|w| w.len()).collect::<Vec<_>>(), "{mode:?}");
+        assert_eq!(
+            lens,
+            words.iter().map(|w| w.len()).collect::<Vec<_>>(),
+            "{mode:?}"
+        );
         let set: std::collections::BTreeSet<&str> =
             words.iter().par_auto().map(|w| w.as_str()).collect();
         assert_eq!(set.len(), 5000);

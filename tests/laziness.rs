@@ -32,7 +32,10 @@ fn an_endless_source_is_never_far_ahead_of_the_work() {
         // At most 2 × workers chunks in flight, plus the chunk being pulled.
         let bound = (2 * workers + 1) * chunk;
         let gap = max_gap.into_inner();
-        assert!(gap <= bound, "{b:?}: source ran {gap} items ahead, bound {bound}");
+        assert!(
+            gap <= bound,
+            "{b:?}: source ran {gap} items ahead, bound {bound}"
+        );
     }
 }
 

@@ -78,7 +78,13 @@ fn catch_unwind_turns_each_panic_into_that_items_error() {
         let first: Result<Vec<u32>, amorsize::Error> = (0..1000u32)
             .par_auto()
             .backend(b)
-            .map(|x| if x == 500 || x == 900 { panic!("no {x}") } else { x })
+            .map(|x| {
+                if x == 500 || x == 900 {
+                    panic!("no {x}")
+                } else {
+                    x
+                }
+            })
             .catch_unwind()
             .collect();
         assert_eq!(first.expect_err("has errors").index(), 500);

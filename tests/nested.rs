@@ -1,0 +1,184 @@
+//! Nested calls never multiply threads and never deadlock: inside rayon's `par_iter`,
+//! inside `pool.install`, inside amorsize's own Threads pool, three deep.
+
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use amorsize::prelude::*;
+use amorsize::{Backend, NestedIn, Plan, Reason};
+use rayon::prelude::*;
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`.
+fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(r) => r,
+        Err(_) => panic!("deadlock: no answer within {secs} s"),
+    }
+}
+
+fn inner_sum(n: u64, plans: &Mutex<Vec<Plan>>) -> u64 {
+    (0..n)
+        .par_auto()
+        .on_plan(|p| plans.lock().unwrap().push(p.clone()))
+        .map(|x| x * 2)
+        .sum()
+}
+
+#[test]
+fn inside_rayon_par_iter_uses_rayon_or_inline_never_more_threads() {
+    let total = watchdog(30, || {
+        let plans = Mutex::new(Vec::new());
+        let total: u64 = (0..64u64)
+            .into_par_iter()
+            .map(|i| inner_sum(1000 + i, &plans))
+            .sum();
+        for p in plans.lock().unwrap().iter() {
+            assert!(
+                matches!(p.backend, Backend::Serial | Backend::Rayon),
+                "nested in rayon must not start other pools: {p}"
+            );
+        }
+        total
+    });
+    let want: u64 = (0..64u64)
+        .map(|i| (0..1000 + i).map(|x| x * 2).sum::<u64>())
+        .sum();
+    assert_eq!(total, want);
+}
+
+#[test]
+fn forced_threads_inside_rayon_is_refused_with_a_reason() {
+    let plans = watchdog(30, || {
+        let plans = Mutex::new(Vec::new());
+        (0..8u32).into_par_iter().for_each(|_| {
+            let v: Vec<u32> = (0..100u32)
+                .par_auto()
+                .backend(Backend::Threads)
+                .on_plan(|p| plans.lock().unwrap().push(p.clone()))
+                .map(|x| x + 1)
+                .collect();
+            assert_eq!(v, (1..101).collect::<Vec<_>>());
+        });
+        plans.into_inner().unwrap()
+    });
+    for p in plans {
+        // Either run inline on this worker thread, or on the same rayon pool.
+        assert!(
+            matches!(p.backend, Backend::Serial | Backend::Rayon),
+            "{p:#}"
+        );
+    }
+}
+
+#[test]
+fn inside_pool_install_uses_that_pool() {
+    let names = watchdog(30, || {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|i| format!("custom-pool-{i}"))
+            .build()
+            .unwrap();
+        pool.install(|| {
+            (0..2000u64)
+                .par_auto()
+                .backend(Backend::Rayon)
+                .max_workers(2)
+                .chunk_size(10)
+                .map(|_| std::thread::current().name().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+    });
+    assert_eq!(names.len(), 2000);
+    assert!(
+        names.iter().all(|n| n.starts_with("custom-pool-")),
+        "{:?}",
+        &names[..5]
+    );
+}
+
+#[test]
+fn inside_the_threads_pool_runs_inline() {
+    let plans = watchdog(30, || {
+        let plans = Mutex::new(Vec::new());
+        let sums: Vec<u64> = (0..20u64)
+            .par_auto()
+            .backend(Backend::Threads)
+            .max_workers(4)
+            .chunk_size(1)
+            .map(|i| inner_sum(100 + i, &plans))
+            .collect();
+        assert_eq!(sums[0], (0..100u64).map(|x| x * 2).sum::<u64>());
+        plans.into_inner().unwrap()
+    });
+    assert_eq!(plans.len(), 20);
+    for p in plans {
+        assert_eq!(p.backend, Backend::Serial);
+        assert_eq!(
+            p.reasons[0],
+            Reason::Nested {
+                inside: NestedIn::ThreadsPool
+            }
+        );
+    }
+}
+
+#[test]
+fn three_deep_on_every_backend_finishes() {
+    for b in [Backend::Rayon, Backend::Threads] {
+        let total = watchdog(60, move || {
+            (0..6u64)
+                .par_auto()
+                .backend(b)
+                .max_workers(2)
+                .chunk_size(1)
+                .map(|i| {
+                    (0..6u64)
+                        .par_auto()
+                        .map(|j| (0..50u64).par_auto().map(|k| i * j + k).sum::<u64>())
+                        .sum::<u64>()
+                })
+                .sum::<u64>()
+        });
+        let want: u64 = (0..6u64)
+            .map(|i| {
+                (0..6u64)
+                    .map(|j| (0..50u64).map(|k| i * j + k).sum::<u64>())
+                    .sum::<u64>()
+            })
+            .sum();
+        assert_eq!(total, want, "{b:?}");
+    }
+}
+
+#[test]
+fn many_threads_calling_at_once_share_pools_and_cache() {
+    let results = watchdog(60, || {
+        let handles: Vec<_> = (0..16u64)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    (0..2000u64)
+                        .par_auto()
+                        .backend(if t % 2 == 0 {
+                            Backend::Threads
+                        } else {
+                            Backend::Rayon
+                        })
+                        .map(|x| x + t)
+                        .sum::<u64>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for (t, r) in results.into_iter().enumerate() {
+        assert_eq!(r, (0..2000u64).map(|x| x + t as u64).sum::<u64>());
+    }
+}
