@@ -71,7 +71,7 @@ fn main() {
     // 1. Tiny: 1,000 items of a few nanoseconds. Going parallel costs more than the
     //    whole job, so amorsize stays serial (and a warm call site reads no clock).
     let tiny = |p: &mut Option<amorsize::Plan>| {
-        (0..1_000u64)
+        (0..std::hint::black_box(1_000u64))
             .par_auto()
             .on_plan(|x| *p = Some(x.clone()))
             .map(|x| x * x + 1)
@@ -83,7 +83,11 @@ fn main() {
     report(
         "tiny: 1,000 x ~1 ns",
         301,
-        || (0..1_000u64).map(|x| x * x + 1).sum::<u64>(),
+        || {
+            (0..std::hint::black_box(1_000u64))
+                .map(|x| x * x + 1)
+                .sum::<u64>()
+        },
         || tiny(&mut None),
         &plan,
     );

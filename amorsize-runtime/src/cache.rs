@@ -3,15 +3,15 @@
 //! clock read.
 
 use std::any::TypeId;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use crate::exec::Context;
 use crate::iter::Site;
 use crate::options::Options;
-use crate::plan::Plan;
+use crate::plan::{Backend, Plan};
 
 /// Every this many uses of a cached plan, the call site is sampled and planned again,
 /// so a plan that has gone far off (the work or the machine changed) is re-made.
@@ -27,7 +27,10 @@ pub(crate) struct Key {
     item: TypeId,
     bucket: u8,
     context: Context,
-    options: u64,
+    backend: Option<Backend>,
+    max_workers: Option<usize>,
+    chunk_size: Option<usize>,
+    min_speedup: u64,
 }
 
 impl Key {
@@ -39,11 +42,6 @@ impl Key {
         context: Context,
         options: &Options,
     ) -> Key {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        options.backend.hash(&mut h);
-        options.max_workers.hash(&mut h);
-        options.chunk_size.hash(&mut h);
-        options.min_speedup.to_bits().hash(&mut h);
         Key {
             file: site.location.file().as_ptr() as usize,
             line: site.location.line(),
@@ -52,7 +50,10 @@ impl Key {
             item: typeid::of::<T>(),
             bucket: bucket(len),
             context,
-            options: h.finish(),
+            backend: options.backend,
+            max_workers: options.max_workers,
+            chunk_size: options.chunk_size,
+            min_speedup: options.min_speedup.to_bits(),
         }
     }
 }
@@ -68,12 +69,12 @@ fn bucket(len: Option<usize>) -> u8 {
 /// A cached plan and how often it was used.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub plan: Plan,
+    pub plan: Arc<Plan>,
     uses: AtomicU32,
 }
 
-fn table() -> &'static RwLock<HashMap<Key, Arc<Entry>>> {
-    static TABLE: OnceLock<RwLock<HashMap<Key, Arc<Entry>>>> = OnceLock::new();
+fn table() -> &'static RwLock<FxHashMap<Key, Arc<Entry>>> {
+    static TABLE: OnceLock<RwLock<FxHashMap<Key, Arc<Entry>>>> = OnceLock::new();
     TABLE.get_or_init(Default::default)
 }
 
@@ -89,7 +90,7 @@ pub(crate) fn get(key: &Key) -> Option<Arc<Entry>> {
 }
 
 /// Stores the plan made for `key`.
-pub(crate) fn put(key: Key, plan: Plan) {
+pub(crate) fn put(key: Key, plan: Arc<Plan>) {
     let entry = Arc::new(Entry {
         plan,
         uses: AtomicU32::new(0),

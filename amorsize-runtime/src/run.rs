@@ -2,6 +2,7 @@
 //! -> executor. Every consumer of [`AutoIter`] and [`optimize`](crate::optimize) ends
 //! here.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::__private::SERIAL_BUILD;
@@ -51,7 +52,7 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H> {
 
 /// A decision and whether it still needs announcing.
 pub(crate) struct Decision {
-    plan: Plan,
+    plan: Arc<Plan>,
 }
 
 impl Decision {
@@ -106,13 +107,13 @@ where
         };
         if let Some(reason) = inline {
             // Not cached: these switches hold for the whole process or thread.
-            return self.announce(Plan::serial(reason), false);
+            return self.announce(Arc::new(Plan::serial(reason)), false);
         }
 
         let len = exact_len(self.source.size_hint());
         let key = Key::new::<S, I::Item>(&self.site, len, self.context, &self.options);
         if let Some(entry) = cache::get(&key) {
-            return self.announce(entry.plan.clone(), true);
+            return self.announce(Arc::clone(&entry.plan), true);
         }
 
         let options = self.effective_options(env);
@@ -121,8 +122,8 @@ where
         } else {
             self.sample_and_plan(len, &options)
         };
-        let plan = self.label(plan);
-        cache::put(key, plan.clone());
+        let plan = Arc::new(self.label(plan));
+        cache::put(key, Arc::clone(&plan));
         self.announce(plan, false)
     }
 
@@ -185,7 +186,7 @@ where
 
     /// Logs the plan and calls the user's hook; a warm cache hit logs nothing (it was
     /// logged when it was made).
-    fn announce(&mut self, plan: Plan, warm: bool) -> Decision {
+    fn announce(&mut self, plan: Arc<Plan>, warm: bool) -> Decision {
         let env = env::config();
         let log = if self.site.config.is_some_and(|c| c.log) {
             env.log.max(LogLevel::Plan)
@@ -236,17 +237,18 @@ where
         if exhausted {
             return fin.serial(&fold, prefix.into_iter());
         }
-        let rest = (consumed..).zip(source);
+        let rest = source;
         let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
         match plan.backend {
             Backend::Rayon if context == Context::RayonWorker => {
-                let accs = Windowed::new(&stage, &fold, rest, workers, chunk);
+                let accs = Windowed::new(&stage, &fold, rest, consumed, workers, chunk);
                 fin.chunks(&fold, prefix, accs)
             }
             Backend::Rayon => {
                 let stop = AtomicBool::new(false);
                 rayon::in_place_scope(|s| {
-                    let accs = Pipeline::start(s, &stop, &stage, &fold, rest, workers, chunk);
+                    let accs =
+                        Pipeline::start(s, &stop, &stage, &fold, rest, consumed, workers, chunk);
                     fin.chunks(&fold, prefix, accs)
                 })
             }
@@ -254,16 +256,18 @@ where
                 Ok(pool) => {
                     let stop = AtomicBool::new(false);
                     pool.in_place_scope(|s| {
-                        let accs = Pipeline::start(s, &stop, &stage, &fold, rest, workers, chunk);
+                        let accs = Pipeline::start(
+                            s, &stop, &stage, &fold, rest, consumed, workers, chunk,
+                        );
                         fin.chunks(&fold, prefix, accs)
                     })
                 }
                 Err(e) => {
                     eprintln!("amorsize: cannot start threads ({e}); running serially");
-                    serial(&stage, state, &fold, fin, prefix, rest)
+                    serial(&stage, state, &fold, fin, prefix, consumed, rest)
                 }
             },
-            _ => serial(&stage, state, &fold, fin, prefix, rest),
+            _ => serial(&stage, state, &fold, fin, prefix, consumed, rest),
         }
     }
 }
@@ -276,19 +280,23 @@ fn serial<T, S, K, C, R>(
     fold: &K,
     fin: C,
     prefix: Vec<S::Out>,
+    first: usize,
     rest: R,
 ) -> C::Output
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
-    R: Iterator<Item = (usize, T)>,
+    R: Iterator<Item = T>,
 {
     let mut st = state.unwrap_or_else(|| stage.state());
     if prefix.is_empty() {
-        fin.serial(fold, stage.serial(&mut st, rest))
+        fin.serial(fold, stage.serial(&mut st, first, rest))
     } else {
-        fin.serial(fold, prefix.into_iter().chain(stage.serial(&mut st, rest)))
+        fin.serial(
+            fold,
+            prefix.into_iter().chain(stage.serial(&mut st, first, rest)),
+        )
     }
 }
 

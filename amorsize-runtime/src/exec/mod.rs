@@ -38,18 +38,40 @@ impl<T: Send> ChunkFold<T> for Keep {
     }
 }
 
-/// One chunk of `(index, item)` pairs with its position in the job.
+/// One chunk of consecutive items: its position in the job and the input index of
+/// its first item.
 pub(crate) struct Job<T> {
     pub seq: u64,
-    pub items: Vec<(usize, T)>,
+    pub first: usize,
+    pub items: Vec<T>,
 }
 
-/// Pulls up to `n` items from `src` into a chunk.
-pub(crate) fn pull_chunk<T>(
-    src: &mut impl Iterator<Item = (usize, T)>,
-    n: usize,
-) -> Vec<(usize, T)> {
-    let mut v = Vec::with_capacity(n.min(1 << 16));
-    v.extend(src.by_ref().take(n));
-    v
+/// Cuts a source into chunks of consecutive items, counting input indices.
+pub(crate) struct Chunker<Src> {
+    src: Src,
+    next_index: usize,
+    size: usize,
+}
+
+impl<T, Src: Iterator<Item = T>> Chunker<Src> {
+    /// Chunks of `size` items; the first item of `src` has input index `first`.
+    pub(crate) fn new(src: Src, first: usize, size: usize) -> Self {
+        Chunker {
+            src,
+            next_index: first,
+            size: size.max(1),
+        }
+    }
+
+    /// The next chunk and the index of its first item, or `None` at the end.
+    pub(crate) fn next_chunk(&mut self) -> Option<(usize, Vec<T>)> {
+        let mut v = Vec::with_capacity(self.size.min(1 << 16));
+        v.extend(self.src.by_ref().take(self.size));
+        if v.is_empty() {
+            return None;
+        }
+        let first = self.next_index;
+        self.next_index += v.len();
+        Some((first, v))
+    }
 }

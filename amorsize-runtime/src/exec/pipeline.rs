@@ -8,7 +8,7 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::{ChunkFold, Job, pull_chunk};
+use super::{ChunkFold, Chunker, Job};
 use crate::iter::Stage;
 
 type Outcome<A> = (u64, thread::Result<A>);
@@ -19,8 +19,7 @@ type Outcome<A> = (u64, thread::Result<A>);
 /// Dropping it (the consumer stopped early, or is unwinding) stops the workers: queued
 /// chunks are skipped, and the scope that spawned them waits for the running ones.
 pub(crate) struct Pipeline<'a, T, A, Src> {
-    src: Src,
-    chunk: usize,
+    src: Chunker<Src>,
     window: u64,
     next_send: u64,
     next_emit: u64,
@@ -35,7 +34,7 @@ impl<'a, T, A, Src> Pipeline<'a, T, A, Src>
 where
     T: Send + 'a,
     A: Send + 'a,
-    Src: Iterator<Item = (usize, T)>,
+    Src: Iterator<Item = T>,
 {
     /// Starts `workers` worker tasks in `scope`, each with its own stage state.
     pub(crate) fn start<S, K>(
@@ -44,6 +43,7 @@ where
         stage: &'a S,
         fold: &'a K,
         src: Src,
+        first: usize,
         workers: usize,
         chunk: usize,
     ) -> Self
@@ -59,8 +59,7 @@ where
             scope.spawn(move |_| work(stage, fold, &jobs, &results, stop));
         }
         Pipeline {
-            src,
-            chunk: chunk.max(1),
+            src: Chunker::new(src, first, chunk),
             window: 2 * workers.max(1) as u64,
             next_send: 0,
             next_emit: 0,
@@ -75,15 +74,12 @@ where
     /// Sends chunks until the window is full or the source ends.
     fn fill(&mut self) {
         while !self.done && self.next_send - self.next_emit < self.window {
-            let items = pull_chunk(&mut self.src, self.chunk);
-            let sent = !items.is_empty()
-                && self.jobs.as_ref().is_some_and(|tx| {
-                    tx.send(Job {
-                        seq: self.next_send,
-                        items,
-                    })
-                    .is_ok()
-                });
+            let seq = self.next_send;
+            let sent = self.src.next_chunk().is_some_and(|(first, items)| {
+                self.jobs
+                    .as_ref()
+                    .is_some_and(|tx| tx.send(Job { seq, first, items }).is_ok())
+            });
             if sent {
                 self.next_send += 1;
             } else {
@@ -111,7 +107,7 @@ fn work<T, S, K>(
             continue;
         }
         let r = catch_unwind(AssertUnwindSafe(|| {
-            fold.fold(stage.serial(&mut st, job.items.into_iter()))
+            fold.fold(stage.serial(&mut st, job.first, job.items.into_iter()))
         }));
         if r.is_err() {
             stop.store(true, Ordering::Relaxed);
@@ -126,7 +122,7 @@ impl<'a, T, A, Src> Iterator for Pipeline<'a, T, A, Src>
 where
     T: Send + 'a,
     A: Send + 'a,
-    Src: Iterator<Item = (usize, T)>,
+    Src: Iterator<Item = T>,
 {
     type Item = A;
 

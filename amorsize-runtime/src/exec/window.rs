@@ -4,7 +4,7 @@
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use super::{ChunkFold, pull_chunk};
+use super::{ChunkFold, Chunker};
 use crate::iter::Stage;
 
 /// An iterator over partial results of each chunk, in order, one window at a time.
@@ -12,10 +12,9 @@ pub(crate) struct Windowed<'a, S, K: ChunkFold<S::Out>, T, Src>
 where
     S: Stage<T>,
 {
-    src: Src,
+    src: Chunker<Src>,
     stage: &'a S,
     fold: &'a K,
-    chunk: usize,
     window: usize,
     ready: std::vec::IntoIter<K::Acc>,
     done: bool,
@@ -26,14 +25,20 @@ where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     T: Send,
-    Src: Iterator<Item = (usize, T)>,
+    Src: Iterator<Item = T>,
 {
-    pub(crate) fn new(stage: &'a S, fold: &'a K, src: Src, workers: usize, chunk: usize) -> Self {
+    pub(crate) fn new(
+        stage: &'a S,
+        fold: &'a K,
+        src: Src,
+        first: usize,
+        workers: usize,
+        chunk: usize,
+    ) -> Self {
         Windowed {
-            src,
+            src: Chunker::new(src, first, chunk),
             stage,
             fold,
-            chunk: chunk.max(1),
             window: 4 * workers.max(1),
             ready: Vec::new().into_iter(),
             done: false,
@@ -46,7 +51,7 @@ where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     T: Send,
-    Src: Iterator<Item = (usize, T)>,
+    Src: Iterator<Item = T>,
 {
     type Item = K::Acc;
 
@@ -60,19 +65,20 @@ where
             }
             let mut chunks = Vec::with_capacity(self.window);
             while chunks.len() < self.window {
-                let c = pull_chunk(&mut self.src, self.chunk);
-                if c.is_empty() {
-                    self.done = true;
-                    break;
+                match self.src.next_chunk() {
+                    Some(c) => chunks.push(c),
+                    None => {
+                        self.done = true;
+                        break;
+                    }
                 }
-                chunks.push(c);
             }
             let (stage, fold) = (self.stage, self.fold);
             let accs: Vec<K::Acc> = chunks
                 .into_par_iter()
                 .map_init(
                     || stage.state(),
-                    |st, items| fold.fold(stage.serial(st, items.into_iter())),
+                    |st, (first, items)| fold.fold(stage.serial(st, first, items.into_iter())),
                 )
                 .collect();
             self.ready = accs.into_iter();

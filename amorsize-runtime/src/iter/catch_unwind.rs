@@ -80,13 +80,18 @@ where
         }
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut Self::State, items: I) -> impl Iterator<Item = Self::Out>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut Self::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = Self::Out>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
         let (inner_st, _) = st;
-        items.flat_map(move |(index, item)| {
+        (first..).zip(items).flat_map(move |(index, item)| {
             let mut buf = Vec::new();
             let failed = self.run_one(inner_st, &mut buf, index, item).err();
             buf.into_iter().map(Ok).chain(failed.map(Err))

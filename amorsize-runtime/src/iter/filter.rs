@@ -50,11 +50,18 @@ where
         })
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut P::State, items: I) -> impl Iterator<Item = P::Out>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut P::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = P::Out>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        self.inner.serial(st, items).filter(|x| (self.pred)(x))
+        self.inner
+            .serial(st, first, items)
+            .filter(|x| (self.pred)(x))
     }
 }

@@ -51,11 +51,16 @@ where
         })
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut P::State, items: I) -> impl Iterator<Item = R>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut P::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = R>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        self.inner.serial(st, items).filter_map(&self.f)
+        self.inner.serial(st, first, items).filter_map(&self.f)
     }
 }

@@ -52,11 +52,16 @@ where
         })
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut P::State, items: I) -> impl Iterator<Item = U::Item>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut P::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = U::Item>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        self.inner.serial(st, items).flat_map(&self.f)
+        self.inner.serial(st, first, items).flat_map(&self.f)
     }
 }

@@ -49,11 +49,16 @@ where
         })
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut P::State, items: I) -> impl Iterator<Item = P::Out>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut P::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = P::Out>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        self.inner.serial(st, items).inspect(|x| (self.f)(x))
+        self.inner.serial(st, first, items).inspect(|x| (self.f)(x))
     }
 }

@@ -46,11 +46,16 @@ where
             .apply(st, index, item, &mut |x| emit((self.f)(x)))
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut P::State, items: I) -> impl Iterator<Item = R>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut P::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = R>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        self.inner.serial(st, items).map(&self.f)
+        self.inner.serial(st, first, items).map(&self.f)
     }
 }

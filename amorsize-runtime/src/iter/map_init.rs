@@ -55,14 +55,19 @@ where
         })
     }
 
-    fn serial<'a, I>(&'a self, st: &'a mut Self::State, items: I) -> impl Iterator<Item = R>
+    fn serial<'a, I>(
+        &'a self,
+        st: &'a mut Self::State,
+        first: usize,
+        items: I,
+    ) -> impl Iterator<Item = R>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
         let (inner_st, user) = st;
         self.inner
-            .serial(inner_st, items)
+            .serial(inner_st, first, items)
             .map(move |x| (self.f)(user.get_or_insert_with(&self.init), x))
     }
 }

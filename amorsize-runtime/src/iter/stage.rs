@@ -22,14 +22,16 @@ pub trait Stage<T>: Sync + sealed::Sealed {
     /// Runs the stage on the item at `index`, passing each output to `emit` in order.
     fn apply<E: FnMut(Self::Out)>(&self, st: &mut Self::State, index: usize, item: T, emit: &mut E);
 
-    /// The stage as a std iterator adapter over `(index, item)` pairs.
+    /// The stage as a std iterator adapter over consecutive items, the first of which
+    /// has input index `first`.
     fn serial<'a, I>(
         &'a self,
         st: &'a mut Self::State,
+        first: usize,
         items: I,
     ) -> impl Iterator<Item = Self::Out>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a;
 }
 
@@ -66,11 +68,11 @@ impl<T: Send> Stage<T> for Identity<T> {
         emit(item)
     }
 
-    fn serial<'a, I>(&'a self, _: &'a mut (), items: I) -> impl Iterator<Item = T>
+    fn serial<'a, I>(&'a self, _: &'a mut (), _: usize, items: I) -> impl Iterator<Item = T>
     where
-        I: Iterator<Item = (usize, T)> + 'a,
+        I: Iterator<Item = T> + 'a,
         T: 'a,
     {
-        items.map(|(_, x)| x)
+        items
     }
 }
