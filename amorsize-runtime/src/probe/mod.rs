@@ -195,6 +195,9 @@ impl MachineProfile {
 /// first starts workers); from then on this returns a profile that includes them (a
 /// different `&'static`, built once).
 ///
+/// [`MachineProfile::rayon_threads`] here is the size of the pool the *first* caller was
+/// in (usually the global pool); [`MachineProfile::detect`] reads it for the caller.
+///
 /// # Examples
 ///
 /// ```

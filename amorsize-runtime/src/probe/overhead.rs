@@ -28,13 +28,14 @@ const MIN_TICKS: f64 = 10.0;
 /// A median this many times the documented default is a broken measurement (a stalled
 /// machine, a suspended VM), not a fact about this machine.
 const ABSURD_FACTOR: f64 = 100.0;
-/// How long to wait for the rayon pool to run a trivial job before deciding it is busy
-/// (all its workers blocked, possibly on this very probe) and using the default.
+/// How long to wait for the rayon measurement (normally well under a millisecond)
+/// before deciding that the pool is busy, possibly with workers blocked on this very
+/// probe, and using the default.
 const RAYON_TIMEOUT: Duration = Duration::from_millis(500);
-/// Chunk round trips timed together in one repetition: one is a few microseconds, close
-/// to the scheduler's noise; a batch averages that out while staying far below a tick of
-/// any stall.
-const HANDOFF_BATCH: usize = 8;
+/// How long the chunk hand-off measurement leaves the worker without work before each
+/// round trip: long enough that it stops spinning and parks (crossbeam's receiver parks
+/// after a few microseconds), as a worker waiting for its next chunk does.
+const HANDOFF_IDLE: Duration = Duration::from_micros(50);
 
 /// One measured cost, or the default it fell back to.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,65 +81,75 @@ pub(crate) fn thread_start() -> &'static Measured {
     })
 }
 
-/// The fixed cost of one small parallel job on the warm rayon pool, from outside it.
+/// The fixed cost of one small parallel job on the warm rayon pool, called from outside
+/// the pool.
 ///
-/// One repetition injects a job into the pool with `rayon::spawn`; a worker wakes, runs a
-/// `rayon::join` of two empty closures (a job that splits once, as a parallel iterator's
-/// does), and signals back over a channel that the caller is blocked on. That is what a
-/// caller of `par_iter` pays before and after the work itself: inject, wake, split,
-/// signal, wake the caller.
+/// One repetition is a `rayon::scope` that spawns two empty tasks, called from a thread
+/// that is not a rayon worker: the job is injected into the pool, a worker wakes and
+/// runs it (the tasks go to its deque and wake another worker), and the caller, blocked
+/// on a latch, is woken when both are done. That is what `par_iter().collect()` from
+/// ordinary code pays on top of the work (DESIGN.md §8: a `collect` of 1,000 trivial
+/// items, about 12-17 us on the reference machine).
 ///
-/// The wait has a timeout rather than blocking in `rayon::scope`: a probe that blocks on
-/// the pool while the pool's workers block on the probe (every worker calling
-/// [`super::profile`] while this thread initialises it) would deadlock. When the caller
-/// is itself a rayon worker, the measurement runs on a helper thread so that it still
-/// measures a caller outside the pool (and injects into the global pool).
+/// The measurement runs on a helper thread, which is never a rayon worker whoever calls
+/// this, and the caller waits for it with a timeout: a probe that waited without one
+/// while every worker of the pool waits for the probe (each calling
+/// [`super::profile`] while this thread initialises it, or a pool of one thread whose
+/// only worker is the caller) would deadlock. On timeout the helper is left to finish
+/// on its own; it holds no lock.
 pub(crate) fn rayon_start() -> &'static Measured {
     static CELL: OnceLock<Measured> = OnceLock::new();
     CELL.get_or_init(|| {
-        if rayon::current_thread_index().is_none() {
-            measure_rayon_start()
-        } else {
-            std::thread::scope(|s| {
-                std::thread::Builder::new()
-                    .spawn_scoped(s, measure_rayon_start)
-                    .map_err(|e| format!("cannot spawn a helper thread: {e}"))
-                    .and_then(|h| h.join().map_err(|_| "the helper panicked".to_string()))
-                    .unwrap_or_else(|why| {
-                        Measured::fallback(
-                            "rayon_start",
-                            Overheads::default().rayon_start_secs,
-                            why,
-                        )
-                    })
-            })
+        let default = Overheads::default().rayon_start_secs;
+        let (send, result) = crossbeam_channel::bounded::<Measured>(1);
+        let helper = std::thread::Builder::new()
+            .name("amorsize-probe".into())
+            .spawn(move || {
+                // The receiver is gone only if the caller timed out: nothing to tell it.
+                let _ = send.send(measure_rayon_start(default));
+            });
+        if let Err(e) = helper {
+            let why = format!("cannot spawn a helper thread: {e}");
+            return Measured::fallback("rayon_start", default, why);
         }
+        result.recv_timeout(RAYON_TIMEOUT).unwrap_or_else(|e| {
+            let why = match e {
+                crossbeam_channel::RecvTimeoutError::Timeout => format!(
+                    "the rayon pool did not finish a trivial job within {RAYON_TIMEOUT:?} \
+                     (its workers are busy or blocked)"
+                ),
+                crossbeam_channel::RecvTimeoutError::Disconnected => {
+                    "the measuring thread panicked".to_string()
+                }
+            };
+            Measured::fallback("rayon_start", default, why)
+        })
     })
 }
 
-fn measure_rayon_start() -> Measured {
-    measure(
-        "rayon_start",
-        Overheads::default().rayon_start_secs,
-        1,
-        || {
-            let (done, wait) = crossbeam_channel::bounded::<()>(1);
-            let start = Instant::now();
-            rayon::spawn(move || {
-                rayon::join(|| (), || ());
-                // The receiver is gone only if the probe timed out; nothing to tell it.
-                let _ = done.send(());
-            });
-            wait.recv_timeout(RAYON_TIMEOUT).map_err(|_| {
-                format!("the rayon pool did not run a trivial job within {RAYON_TIMEOUT:?}")
-            })?;
-            Ok(start.elapsed().as_secs_f64())
-        },
-    )
+fn measure_rayon_start(default: f64) -> Measured {
+    measure("rayon_start", default, 1, || {
+        let start = Instant::now();
+        rayon::scope(|s| {
+            s.spawn(|_| ());
+            s.spawn(|_| ());
+        });
+        Ok(start.elapsed().as_secs_f64())
+    })
 }
 
-/// Hand one chunk to an already-running worker thread over a crossbeam channel and
-/// receive its (empty) result back: what the executors pay per chunk, on top of the work.
+/// Hand one chunk to an already-running, idle worker thread over a crossbeam channel
+/// and receive its (empty) result back: what an executor pays per chunk on top of the
+/// work when the worker is waiting for it.
+///
+/// Before each timed round trip the worker is left idle for [`HANDOFF_IDLE`], so that it
+/// has parked, as a worker waiting for its next chunk has. Back-to-back round trips
+/// instead catch both threads still spinning and measure either 0.3 us or 9 us on the
+/// reference machine, from one run to the next. The parked round trip is the larger
+/// and safer figure for the model (it errs towards larger chunks). It still depends on
+/// where the scheduler put the worker, which stays put for the whole run: on the
+/// reference 2-vCPU VM about 9-11 us when it shares the caller's vCPU and 35-45 us when
+/// it has to be woken on the other, idle one.
 pub(crate) fn chunk_handoff() -> &'static Measured {
     static CELL: OnceLock<Measured> = OnceLock::new();
     CELL.get_or_init(|| {
@@ -154,22 +165,15 @@ pub(crate) fn chunk_handoff() -> &'static Measured {
                 }
             });
             if let Err(e) = worker {
-                return Measured::fallback(
-                    "chunk_handoff",
-                    default,
-                    format!("cannot spawn a worker thread: {e}"),
-                );
+                let why = format!("cannot spawn a worker thread: {e}");
+                return Measured::fallback("chunk_handoff", default, why);
             }
-            let measured = measure("chunk_handoff", default, HANDOFF_BATCH, || {
+            let stopped = || "the worker thread stopped".to_string();
+            let measured = measure("chunk_handoff", default, 1, || {
+                spin_for(HANDOFF_IDLE);
                 let start = Instant::now();
-                for i in 0..HANDOFF_BATCH {
-                    to_worker
-                        .send(i)
-                        .map_err(|_| "the worker thread stopped".to_string())?;
-                    results
-                        .recv()
-                        .map_err(|_| "the worker thread stopped".to_string())?;
-                }
+                to_worker.send(0).map_err(|_| stopped())?;
+                results.recv().map_err(|_| stopped())?;
                 Ok(start.elapsed().as_secs_f64())
             });
             // Closing the channel ends the worker; the scope joins it.
@@ -177,6 +181,15 @@ pub(crate) fn chunk_handoff() -> &'static Measured {
             measured
         })
     })
+}
+
+/// Waits `d` without sleeping: a sleep overshoots by the timer slack (50 us on Linux),
+/// longer than the wait itself.
+fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
 }
 
 /// The process pool's costs: `(process_start, process_chunk)`.
