@@ -1,9 +1,43 @@
 //! What the machine is: CPU budget, memory, and the measured fixed costs of each backend.
 //!
-//! [`MachineProfile::detect`] reads the CPU budget and memory and measures the
-//! overheads once per process (cached); [`profile`] is the cached copy the runtime uses.
+//! [`profile`] is the cached profile the runtime plans with: the first call reads the CPU
+//! budget and memory and measures the overheads (a few milliseconds, once per process);
+//! later calls return the same `&'static` value. [`MachineProfile::detect`] returns an
+//! owned copy, e.g. to change fields for a what-if question to [`crate::model::plan`].
+//!
+//! ```
+//! use amorsize_runtime::probe::{self, MachineProfile};
+//!
+//! let m: &MachineProfile = probe::profile();
+//! assert!(m.cpu_budget >= 1 && m.cpu_budget <= m.logical_cores);
+//! assert!(m.overheads.thread_start_secs > 0.0);
+//! for f in &m.fallbacks {
+//!     eprintln!("not measured: {f}"); // e.g. "memory: used default 4.294967296e9 (...)"
+//! }
+//! // The same measurement every time: nothing is measured twice.
+//! assert!(std::ptr::eq(m, probe::profile()));
+//! ```
+//!
+//! Every overhead is measured with quality checks (warm-up, repetitions, median; a
+//! median below the clock's noise, absurdly far from the default, or with a spread wider
+//! than itself is rejected). A rejected or impossible measurement uses the documented
+//! default from [`Overheads::default`] and is listed in [`MachineProfile::fallbacks`],
+//! so a plan can say which of its inputs were not measured.
+//!
+//! Memory is read on Linux from the cgroup (v1 or v2) that `/proc/self/cgroup` names,
+//! found through `/proc/self/mountinfo`, taking the tightest limit of the group and its
+//! ancestors, and from `MemAvailable` in `/proc/meminfo`. Elsewhere, or when none of
+//! that is readable, the model plans with 4 GiB and records a fallback.
+
+mod cgroup;
+mod cpu;
+mod memory;
+pub(crate) mod overhead;
 
 use std::fmt;
+use std::sync::OnceLock;
+
+use overhead::Measured;
 
 /// One machine measurement that could not be trusted and fell back to a documented
 /// default.
@@ -124,24 +158,146 @@ impl Default for MachineProfile {
 }
 
 impl MachineProfile {
-    /// Detects this machine: CPU budget and memory read now, overheads measured once per
-    /// process and cached.
+    /// An owned copy of this machine's profile ([`profile`]), for what-if questions.
+    ///
+    /// Everything comes from the cached profile (measured once per process), except
+    /// [`rayon_threads`](Self::rayon_threads), which is read again because it depends
+    /// on the calling thread: inside `pool.install(..)` it is that pool's size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use amorsize_runtime::MachineProfile;
+    ///
+    /// let mut m = MachineProfile::detect();
+    /// assert!(m.cpu_budget >= 1);
+    /// // What if this machine had 64 CPUs?
+    /// m.cpu_budget = 64;
+    /// assert_eq!(amorsize_runtime::probe::profile().cpu_budget, MachineProfile::detect().cpu_budget);
+    /// ```
     pub fn detect() -> MachineProfile {
-        profile().clone()
+        let mut m = profile().clone();
+        m.rayon_threads = rayon::current_num_threads();
+        m
     }
 }
 
 /// The cached profile of this machine, measured on first use.
+///
+/// The first call (from any thread) reads the CPU budget and memory and measures the
+/// overheads, which takes a few milliseconds; concurrent first callers wait for it. Every
+/// later call is two atomic loads and returns the same reference, so the runtime can
+/// call this on every job.
+///
+/// The process pool's costs ([`Overheads::process_start_secs`],
+/// [`Overheads::process_chunk_secs`]) are not measured here: the probe does not start
+/// processes. They are the defaults until the process pool has measured them (when it
+/// first starts workers); from then on this returns a profile that includes them (a
+/// different `&'static`, built once).
+///
+/// [`MachineProfile::rayon_threads`] here is the size of the pool the *first* caller was
+/// in (usually the global pool); [`MachineProfile::detect`] reads it for the caller.
+///
+/// # Examples
+///
+/// ```
+/// let m = amorsize_runtime::probe::profile();
+/// assert!(m.overheads.rayon_start_secs.is_finite());
+/// assert!(std::ptr::eq(m, amorsize_runtime::probe::profile()));
+/// ```
 pub fn profile() -> &'static MachineProfile {
-    static PROFILE: std::sync::OnceLock<MachineProfile> = std::sync::OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        MachineProfile {
-            cpu_budget: cpus,
-            logical_cores: num_cpus::get(),
-            physical_cores: num_cpus::get_physical(),
-            rayon_threads: rayon::current_num_threads(),
-            ..MachineProfile::default()
-        }
-    })
+    static BASE: OnceLock<MachineProfile> = OnceLock::new();
+    static WITH_PROCESS: OnceLock<MachineProfile> = OnceLock::new();
+    let base = BASE.get_or_init(measure_profile);
+    match overhead::measured_process_overheads() {
+        None => base,
+        Some(costs) => WITH_PROCESS.get_or_init(|| with_process_costs(base.clone(), costs)),
+    }
+}
+
+/// Reads and measures everything except the process pool's costs.
+fn measure_profile() -> MachineProfile {
+    let mut fallbacks = Vec::new();
+    let (cpu, cpu_fallback) = cpu::detect();
+    fallbacks.extend(cpu_fallback);
+    let (memory, memory_fallback) = memory::detect();
+    fallbacks.extend(memory_fallback);
+
+    // Threads first, rayon last: measuring rayon leaves its workers spinning for a
+    // moment, which would compete for the CPUs with the other measurements.
+    let thread_start = take(overhead::thread_start(), &mut fallbacks);
+    let chunk_handoff = take(overhead::chunk_handoff(), &mut fallbacks);
+    let rayon_threads = rayon::current_num_threads();
+    let rayon_start = take(overhead::rayon_start(), &mut fallbacks);
+
+    MachineProfile {
+        cpu_budget: cpu.budget,
+        logical_cores: cpu.logical,
+        physical_cores: cpu.physical,
+        rayon_threads,
+        memory,
+        overheads: Overheads {
+            thread_start_secs: thread_start,
+            rayon_start_secs: rayon_start,
+            chunk_handoff_secs: chunk_handoff,
+            ..Overheads::default()
+        },
+        fallbacks,
+    }
+}
+
+/// The profile with the process pool's measured costs (and their fallbacks) in place.
+fn with_process_costs(
+    mut m: MachineProfile,
+    (start, chunk): &(Measured, Measured),
+) -> MachineProfile {
+    m.overheads.process_start_secs = take(start, &mut m.fallbacks);
+    m.overheads.process_chunk_secs = take(chunk, &mut m.fallbacks);
+    m
+}
+
+/// The seconds of a measurement, recording its fallback if it has one.
+fn take(m: &Measured, fallbacks: &mut Vec<Fallback>) -> f64 {
+    fallbacks.extend(m.fallback.clone());
+    m.secs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only unit test that sets the process slot (it is global to the test binary).
+    #[test]
+    fn process_costs_join_the_profile_once_measured() {
+        let before = profile();
+        let mut calls = 0;
+        let first = overhead::process_overheads(|| {
+            calls += 1;
+            (
+                Measured {
+                    secs: 2e-3,
+                    fallback: None,
+                },
+                Measured::fallback("process_chunk", 30e-6, "test".into()),
+            )
+        });
+        let second = overhead::process_overheads(|| unreachable!("measured twice"));
+        assert_eq!(calls, 1);
+        assert!(std::ptr::eq(first, second));
+
+        let after = profile();
+        assert_eq!(after.overheads.process_start_secs, 2e-3);
+        assert_eq!(after.overheads.process_chunk_secs, 30e-6);
+        assert_eq!(
+            after.fallbacks.last().map(|f| f.measurement),
+            Some("process_chunk")
+        );
+        // Everything else is the same measurement, not a new one.
+        assert_eq!(
+            after.overheads.thread_start_secs,
+            before.overheads.thread_start_secs
+        );
+        assert_eq!(after.cpu_budget, before.cpu_budget);
+        assert!(std::ptr::eq(after, profile()));
+    }
 }
