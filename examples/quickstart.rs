@@ -133,7 +133,7 @@ fn main() {
             (0..100u64)
                 .map(|x| {
                     std::thread::sleep(Duration::from_millis(10));
-                    x
+                    x + 1
                 })
                 .sum::<u64>()
         },

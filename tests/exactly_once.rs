@@ -36,13 +36,15 @@ fn spin(n: u64) -> u64 {
 fn work(kind: Work, x: u64) -> u64 {
     match kind {
         Work::Cheap => x.wrapping_mul(3).wrapping_add(1),
-        Work::Heavy => spin(2_000) % 7 + x * 3 + 1 - spin(2_000) % 7,
+        Work::Heavy => {
+            spin(2_000);
+            x * 3 + 1
+        }
         Work::Uneven => {
-            if x % 97 == 0 {
-                spin(50_000) % 1 + x * 3 + 1
-            } else {
-                x * 3 + 1
+            if x.is_multiple_of(97) {
+                spin(50_000);
             }
+            x * 3 + 1
         }
     }
 }

@@ -108,11 +108,10 @@ fn catch_unwind_does_not_catch_panics_after_it() {
 fn a_panicking_source_propagates_and_runs_nothing_twice() {
     for b in FORCED {
         let calls = AtomicUsize::new(0);
-        let src = (0..1000u32).map(|x| {
+        let src = (0..1000u32).inspect(|&x| {
             if x == 600 {
                 panic!("source failed");
             }
-            x
         });
         let r = quiet(|| {
             src.par_auto()

@@ -39,6 +39,9 @@ where
     }
 }
 
+/// The job behind [`Optimized`]: a source mapped by one function.
+type MapJob<I, F> = Job<I, Map<Identity<<I as Iterator>::Item>, F>, fn(&Plan)>;
+
 /// A planned job from [`optimize`]: inspect [`plan`](Optimized::plan), then run it with
 /// [`collect`](Optimized::collect) or [`for_each`](Optimized::for_each).
 #[must_use = "the job has only been sampled; collect or for_each runs the rest"]
@@ -48,7 +51,7 @@ where
     F: ParFn<I::Item, R>,
     R: Send,
 {
-    job: Job<I, Map<Identity<I::Item>, F>, fn(&Plan)>,
+    job: MapJob<I, F>,
     decision: Decision,
     _out: std::marker::PhantomData<fn() -> R>,
 }

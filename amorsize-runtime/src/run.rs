@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use crate::__private::SERIAL_BUILD;
 use crate::cache::{self, Key};
 use crate::env::{self, LogLevel};
-use crate::exec::{self, ChunkFold, Context, Pipeline, Windowed};
+use crate::exec::{self, ChunkFold, Chunker, Context, Pipeline, Windowed};
 use crate::iter::{AutoIter, Finish, Site, Stage};
 use crate::model;
 use crate::options::Options;
@@ -131,11 +131,7 @@ where
     /// thread context and the stage rule out.
     fn effective_options(&self, env: &env::EnvConfig) -> Options {
         let mut o = self.options.clone();
-        if o.backend.is_none() {
-            if let Some(b) = env.backend {
-                o.backend = Some(b);
-            }
-        }
+        o.backend = o.backend.or(env.backend);
         if let Some(cap) = env.max_workers {
             o.max_workers = Some(o.max_workers.map_or(cap, |n| n.min(cap)));
         }
@@ -241,14 +237,21 @@ where
         let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
         match plan.backend {
             Backend::Rayon if context == Context::RayonWorker => {
-                let accs = Windowed::new(&stage, &fold, rest, consumed, workers, chunk);
+                let accs =
+                    Windowed::new(&stage, &fold, Chunker::new(rest, consumed, chunk), workers);
                 fin.chunks(&fold, prefix, accs)
             }
             Backend::Rayon => {
                 let stop = AtomicBool::new(false);
                 rayon::in_place_scope(|s| {
-                    let accs =
-                        Pipeline::start(s, &stop, &stage, &fold, rest, consumed, workers, chunk);
+                    let accs = Pipeline::start(
+                        s,
+                        &stop,
+                        &stage,
+                        &fold,
+                        Chunker::new(rest, consumed, chunk),
+                        workers,
+                    );
                     fin.chunks(&fold, prefix, accs)
                 })
             }
@@ -256,9 +259,8 @@ where
                 Ok(pool) => {
                     let stop = AtomicBool::new(false);
                     pool.in_place_scope(|s| {
-                        let accs = Pipeline::start(
-                            s, &stop, &stage, &fold, rest, consumed, workers, chunk,
-                        );
+                        let chunks = Chunker::new(rest, consumed, chunk);
+                        let accs = Pipeline::start(s, &stop, &stage, &fold, chunks, workers);
                         fin.chunks(&fold, prefix, accs)
                     })
                 }

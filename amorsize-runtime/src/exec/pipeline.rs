@@ -42,10 +42,8 @@ where
         stop: &'a AtomicBool,
         stage: &'a S,
         fold: &'a K,
-        src: Src,
-        first: usize,
+        src: Chunker<Src>,
         workers: usize,
-        chunk: usize,
     ) -> Self
     where
         S: Stage<T>,
@@ -59,7 +57,7 @@ where
             scope.spawn(move |_| work(stage, fold, &jobs, &results, stop));
         }
         Pipeline {
-            src: Chunker::new(src, first, chunk),
+            src,
             window: 2 * workers.max(1) as u64,
             next_send: 0,
             next_emit: 0,

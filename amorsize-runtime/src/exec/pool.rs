@@ -16,10 +16,10 @@ pub(crate) fn threads_pool(n: usize) -> Result<Arc<ThreadPool>, rayon::ThreadPoo
     static POOL: Mutex<Option<Arc<ThreadPool>>> = Mutex::new(None);
     let n = n.clamp(1, MAX_THREADS);
     let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(p) = slot.as_ref() {
-        if p.current_num_threads() >= n {
-            return Ok(Arc::clone(p));
-        }
+    if let Some(p) = slot.as_ref()
+        && p.current_num_threads() >= n
+    {
+        return Ok(Arc::clone(p));
     }
     let pool = Arc::new(
         ThreadPoolBuilder::new()

@@ -27,16 +27,9 @@ where
     T: Send,
     Src: Iterator<Item = T>,
 {
-    pub(crate) fn new(
-        stage: &'a S,
-        fold: &'a K,
-        src: Src,
-        first: usize,
-        workers: usize,
-        chunk: usize,
-    ) -> Self {
+    pub(crate) fn new(stage: &'a S, fold: &'a K, src: Chunker<Src>, workers: usize) -> Self {
         Windowed {
-            src: Chunker::new(src, first, chunk),
+            src,
             stage,
             fold,
             window: 4 * workers.max(1),

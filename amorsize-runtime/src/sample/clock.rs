@@ -34,7 +34,7 @@ fn read(clock: libc::clockid_t) -> Option<f64> {
     // SAFETY: `ts` is a valid, writable timespec that lives across the call, and
     // `clock` is one of the CPU-time clock ids libc defines for this platform.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    (rc == 0).then_some(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
 }
 
 #[cfg(all(test, unix))]

@@ -115,15 +115,18 @@ where
         batch = (batch * 2).min(fits.max(1)).min(MAX_ITEMS - items);
     }
 
-    let mut stats = SampleStats::default();
-    stats.items = items;
-    stats.sample_secs = elapsed;
-    stats.mean_item_secs = if items > 0 {
-        elapsed / items as f64
-    } else {
-        0.0
+    let mut stats = SampleStats {
+        items,
+        sample_secs: elapsed,
+        mean_item_secs: if items > 0 {
+            elapsed / items as f64
+        } else {
+            0.0
+        },
+        cv: cv(&batches),
+        item_bytes: (std::mem::size_of::<T>() + std::mem::size_of::<S::Out>()) as f64,
+        ..SampleStats::default()
     };
-    stats.cv = cv(&batches);
     if let Some(mark) = cpu_mark {
         let wall = mark.wall.elapsed().as_secs_f64();
         if let Some(thread) = clock::thread_cpu_secs() {
@@ -140,7 +143,6 @@ where
             }
         }
     }
-    stats.item_bytes = (std::mem::size_of::<T>() + std::mem::size_of::<S::Out>()) as f64;
     Sampled {
         outputs,
         items,
