@@ -13,6 +13,7 @@ mod optimize;
 mod options;
 mod plan;
 pub mod probe;
+mod progress;
 mod run;
 mod sample;
 

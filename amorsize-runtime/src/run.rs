@@ -14,7 +14,19 @@ use crate::model;
 use crate::options::Options;
 use crate::plan::{Backend, NestedIn, Plan, Reason};
 use crate::probe;
+use crate::progress::Progress;
 use crate::sample;
+
+/// A `tracing` span guard when the feature is on, nothing otherwise.
+macro_rules! span {
+    ($name:literal) => {{
+        #[cfg(feature = "tracing")]
+        let guard = tracing::debug_span!(target: "amorsize", $name).entered();
+        #[cfg(not(feature = "tracing"))]
+        let guard = ();
+        guard
+    }};
+}
 
 /// Runs a whole job: decides, then executes, then finishes with `fin`.
 pub(crate) fn drive<I, S, H, K, C>(auto: AutoIter<I, S, H>, fold: K, fin: C) -> C::Output
@@ -48,6 +60,8 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H> {
     state: Option<S::State>,
     /// The source ended inside the sample.
     exhausted: bool,
+    /// Finished items, shown on a bar if asked for.
+    progress: Progress,
 }
 
 /// A decision and whether it still needs announcing.
@@ -69,6 +83,11 @@ where
     H: FnOnce(&Plan),
 {
     pub(crate) fn new(auto: AutoIter<I, S, H>) -> Self {
+        let progress = Progress::new(
+            auto.progress,
+            exact_len(auto.source.size_hint()),
+            &auto.site.to_string(),
+        );
         Job {
             source: auto.source,
             stage: auto.stage,
@@ -80,6 +99,7 @@ where
             prefix: Vec::new(),
             state: None,
             exhausted: false,
+            progress,
         }
     }
 
@@ -152,7 +172,11 @@ where
 
     fn sample_and_plan(&mut self, len: Option<usize>, options: &Options) -> Plan {
         let mut state = self.stage.state();
-        let sampled = sample::sample(&mut self.source, &self.stage, &mut state, len);
+        let sampled = {
+            let _span = span!("sample");
+            sample::sample(&mut self.source, &self.stage, &mut state, len)
+        };
+        self.progress.add(sampled.items);
         self.consumed = sampled.items;
         self.prefix = sampled.outputs;
         self.state = Some(state);
@@ -172,6 +196,7 @@ where
         if self.context == Context::RayonWorker {
             machine.rayon_threads = rayon::current_num_threads();
         }
+        let _span = span!("plan");
         model::plan(&stats, &machine, options)
     }
 
@@ -227,77 +252,155 @@ where
             prefix,
             state,
             exhausted,
+            progress,
             ..
         } = self;
         let plan = decision.plan;
-        if exhausted {
-            return fin.serial(&fold, prefix.into_iter());
+        let _span = span!("execute");
+        let out = if exhausted {
+            fin.serial(&fold, prefix.into_iter())
+        } else {
+            let rest = Rest {
+                source,
+                first: consumed,
+                prefix,
+                state,
+                progress: &progress,
+            };
+            execute(&plan, context, &stage, &fold, fin, rest)
+        };
+        progress.finish();
+        out
+    }
+}
+/// What is left of a job after its sample.
+struct Rest<'p, I, O, St> {
+    source: I,
+    /// Input index of the first item of `source`.
+    first: usize,
+    /// Outputs of the sampled items, emitted first.
+    prefix: Vec<O>,
+    /// The sample's stage state, if there was a sample.
+    state: Option<St>,
+    progress: &'p Progress,
+}
+
+/// Runs the rest of a job on the planned backend.
+fn execute<T, I, S, K, C>(
+    plan: &Plan,
+    context: Context,
+    stage: &S,
+    fold: &K,
+    fin: C,
+    rest: Rest<'_, I, S::Out, S::State>,
+) -> C::Output
+where
+    T: Send,
+    I: Iterator<Item = T>,
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+    C: Finish<S::Out, K>,
+{
+    let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
+    let Rest {
+        source,
+        first,
+        prefix,
+        state,
+        progress,
+    } = rest;
+    match plan.backend {
+        Backend::Rayon if context == Context::RayonWorker => {
+            let chunks = Chunker::new(source, first, chunk);
+            let accs = Windowed::new(stage, fold, chunks, workers, progress);
+            fin.chunks(fold, prefix, accs)
         }
-        let rest = source;
-        let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
-        match plan.backend {
-            Backend::Rayon if context == Context::RayonWorker => {
-                let accs =
-                    Windowed::new(&stage, &fold, Chunker::new(rest, consumed, chunk), workers);
-                fin.chunks(&fold, prefix, accs)
-            }
-            Backend::Rayon => {
+        Backend::Rayon => {
+            let stop = AtomicBool::new(false);
+            rayon::in_place_scope(|s| {
+                let chunks = Chunker::new(source, first, chunk);
+                let accs = Pipeline::start(s, &stop, stage, fold, chunks, workers, progress);
+                fin.chunks(fold, prefix, accs)
+            })
+        }
+        Backend::Threads => match exec::threads_pool(workers) {
+            Ok(pool) => {
                 let stop = AtomicBool::new(false);
-                rayon::in_place_scope(|s| {
-                    let accs = Pipeline::start(
-                        s,
-                        &stop,
-                        &stage,
-                        &fold,
-                        Chunker::new(rest, consumed, chunk),
-                        workers,
-                    );
-                    fin.chunks(&fold, prefix, accs)
+                pool.in_place_scope(|s| {
+                    let chunks = Chunker::new(source, first, chunk);
+                    let accs = Pipeline::start(s, &stop, stage, fold, chunks, workers, progress);
+                    fin.chunks(fold, prefix, accs)
                 })
             }
-            Backend::Threads => match exec::threads_pool(workers) {
-                Ok(pool) => {
-                    let stop = AtomicBool::new(false);
-                    pool.in_place_scope(|s| {
-                        let chunks = Chunker::new(rest, consumed, chunk);
-                        let accs = Pipeline::start(s, &stop, &stage, &fold, chunks, workers);
-                        fin.chunks(&fold, prefix, accs)
-                    })
-                }
-                Err(e) => {
-                    eprintln!("amorsize: cannot start threads ({e}); running serially");
-                    serial(&stage, state, &fold, fin, prefix, consumed, rest)
-                }
+            Err(e) => {
+                eprintln!("amorsize: cannot start threads ({e}); running serially");
+                serial(
+                    stage,
+                    fold,
+                    fin,
+                    Rest {
+                        source,
+                        first,
+                        prefix,
+                        state,
+                        progress,
+                    },
+                )
+            }
+        },
+        _ => serial(
+            stage,
+            fold,
+            fin,
+            Rest {
+                source,
+                first,
+                prefix,
+                state,
+                progress,
             },
-            _ => serial(&stage, state, &fold, fin, prefix, consumed, rest),
-        }
+        ),
     }
 }
 
 /// The serial path: sampled outputs, then the rest through the stage's std iterator
-/// chain, with the sample's stage state.
-fn serial<T, S, K, C, R>(
+/// chain, with the sample's stage state. Counts items only when a bar is shown.
+fn serial<T, I, S, K, C>(
     stage: &S,
-    state: Option<S::State>,
     fold: &K,
     fin: C,
-    prefix: Vec<S::Out>,
-    first: usize,
-    rest: R,
+    rest: Rest<'_, I, S::Out, S::State>,
 ) -> C::Output
 where
+    I: Iterator<Item = T>,
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
-    R: Iterator<Item = T>,
 {
+    let Rest {
+        source,
+        first,
+        prefix,
+        state,
+        progress,
+    } = rest;
     let mut st = state.unwrap_or_else(|| stage.state());
-    if prefix.is_empty() {
-        fin.serial(fold, stage.serial(&mut st, first, rest))
+    if progress.enabled() {
+        let items = source.inspect(|_| progress.add(1));
+        fin.serial(
+            fold,
+            prefix
+                .into_iter()
+                .chain(stage.serial(&mut st, first, items)),
+        )
+    } else if prefix.is_empty() {
+        fin.serial(fold, stage.serial(&mut st, first, source))
     } else {
         fin.serial(
             fold,
-            prefix.into_iter().chain(stage.serial(&mut st, first, rest)),
+            prefix
+                .into_iter()
+                .chain(stage.serial(&mut st, first, source)),
         )
     }
 }

@@ -10,8 +10,10 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::{ChunkFold, Chunker, Job};
 use crate::iter::Stage;
+use crate::progress::Progress;
 
-type Outcome<A> = (u64, thread::Result<A>);
+/// A chunk's position, its number of input items, and its result (or panic).
+type Outcome<A> = (u64, usize, thread::Result<A>);
 
 /// An iterator over the partial results of each chunk, in input order, while `workers`
 /// tasks process chunks in a rayon scope.
@@ -28,6 +30,7 @@ pub(crate) struct Pipeline<'a, T, A, Src> {
     jobs: Option<Sender<Job<T>>>,
     results: Receiver<Outcome<A>>,
     stop: &'a AtomicBool,
+    progress: &'a Progress,
 }
 
 impl<'a, T, A, Src> Pipeline<'a, T, A, Src>
@@ -44,6 +47,7 @@ where
         fold: &'a K,
         src: Chunker<Src>,
         workers: usize,
+        progress: &'a Progress,
     ) -> Self
     where
         S: Stage<T>,
@@ -66,6 +70,7 @@ where
             jobs: Some(job_tx),
             results: res_rx,
             stop,
+            progress,
         }
     }
 
@@ -104,13 +109,14 @@ fn work<T, S, K>(
         if stop.load(Ordering::Relaxed) {
             continue;
         }
+        let n = job.items.len();
         let r = catch_unwind(AssertUnwindSafe(|| {
             fold.fold(stage.serial(&mut st, job.first, job.items.into_iter()))
         }));
         if r.is_err() {
             stop.store(true, Ordering::Relaxed);
         }
-        if results.send((job.seq, r)).is_err() {
+        if results.send((job.seq, n, r)).is_err() {
             break;
         }
     }
@@ -135,10 +141,11 @@ where
                 return None;
             }
             match self.results.recv() {
-                Ok((seq, Ok(a))) => {
+                Ok((seq, n, Ok(a))) => {
+                    self.progress.add(n);
                     self.pending.insert(seq, a);
                 }
-                Ok((_, Err(payload))) => {
+                Ok((_, _, Err(payload))) => {
                     // Stop the other workers; the scope waits for the running chunks
                     // before this panic reaches the caller, as in rayon.
                     self.stop.store(true, Ordering::Relaxed);

@@ -6,6 +6,7 @@ use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use super::{ChunkFold, Chunker};
 use crate::iter::Stage;
+use crate::progress::Progress;
 
 /// An iterator over partial results of each chunk, in order, one window at a time.
 pub(crate) struct Windowed<'a, S, K: ChunkFold<S::Out>, T, Src>
@@ -18,6 +19,7 @@ where
     window: usize,
     ready: std::vec::IntoIter<K::Acc>,
     done: bool,
+    progress: &'a Progress,
 }
 
 impl<'a, S, K, T, Src> Windowed<'a, S, K, T, Src>
@@ -27,7 +29,13 @@ where
     T: Send,
     Src: Iterator<Item = T>,
 {
-    pub(crate) fn new(stage: &'a S, fold: &'a K, src: Chunker<Src>, workers: usize) -> Self {
+    pub(crate) fn new(
+        stage: &'a S,
+        fold: &'a K,
+        src: Chunker<Src>,
+        workers: usize,
+        progress: &'a Progress,
+    ) -> Self {
         Windowed {
             src,
             stage,
@@ -35,6 +43,7 @@ where
             window: 4 * workers.max(1),
             ready: Vec::new().into_iter(),
             done: false,
+            progress,
         }
     }
 }
@@ -66,6 +75,7 @@ where
                     }
                 }
             }
+            let items: usize = chunks.iter().map(|c| c.1.len()).sum();
             let (stage, fold) = (self.stage, self.fold);
             let accs: Vec<K::Acc> = chunks
                 .into_par_iter()
@@ -74,6 +84,7 @@ where
                     |st, (first, items)| fold.fold(stage.serial(st, first, items.into_iter())),
                 )
                 .collect();
+            self.progress.add(items);
             self.ready = accs.into_iter();
         }
     }

@@ -89,6 +89,7 @@ pub struct AutoIter<I, S, H = fn(&Plan)> {
     pub(crate) options: Options,
     pub(crate) hook: Option<H>,
     pub(crate) site: Site,
+    pub(crate) progress: bool,
 }
 
 /// Where a pipeline was written, and what the attribute that wrote it said.
@@ -134,6 +135,7 @@ impl<I: Iterator> AutoIter<I, Identity<I::Item>> {
                 location,
                 config: None,
             },
+            progress: false,
         }
     }
 }
@@ -152,6 +154,7 @@ where
             options: self.options,
             hook: self.hook,
             site: self.site,
+            progress: self.progress,
         }
     }
 
@@ -208,6 +211,7 @@ where
             options: self.options,
             hook: Some(f),
             site: self.site,
+            progress: self.progress,
         }
     }
 
@@ -216,6 +220,15 @@ where
     pub fn __config(mut self, config: &'static Config) -> Self {
         config.apply(&mut self.options);
         self.site.config = Some(config);
+        self.progress |= config.progress;
+        self
+    }
+
+    /// Shows a progress bar on stderr (items done, rate, ETA; a spinner when the
+    /// length is unknown), counted where items finish, on every backend.
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self) -> Self {
+        self.progress = true;
         self
     }
 

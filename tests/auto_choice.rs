@@ -1,0 +1,102 @@
+//! The auto choice on this machine: these check the *choice*, never a time.
+
+use std::time::Duration;
+
+use amorsize::prelude::*;
+use amorsize::{Backend, Plan, Reason};
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn spin(rounds: u64) -> u64 {
+    let mut x = rounds;
+    for i in 0..rounds {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+    }
+    std::hint::black_box(x)
+}
+
+#[test]
+fn a_tiny_workload_stays_serial() {
+    let mut plan: Option<Plan> = None;
+    let s: u64 = (0..1000u64)
+        .par_auto()
+        .on_plan(|p| plan = Some(p.clone()))
+        .map(|x| x.wrapping_mul(31) ^ 7)
+        .sum();
+    assert_eq!(s, (0..1000u64).map(|x| x.wrapping_mul(31) ^ 7).sum::<u64>());
+    let plan = plan.expect("on_plan is called");
+    assert_eq!(plan.backend, Backend::Serial, "{plan:#}");
+}
+
+#[test]
+fn a_heavy_cpu_workload_runs_in_parallel() {
+    if cpus() < 2 {
+        return;
+    }
+    let mut plan: Option<Plan> = None;
+    // About 100 us per item, 3000 items: ~0.3 s serially.
+    let v: Vec<u64> = (0..3000u64)
+        .par_auto()
+        .on_plan(|p| plan = Some(p.clone()))
+        .map(|x| spin(40_000) ^ x)
+        .collect();
+    assert_eq!(v.len(), 3000);
+    let plan = plan.expect("on_plan is called");
+    assert!(
+        matches!(plan.backend, Backend::Rayon | Backend::Threads),
+        "{plan:#}"
+    );
+    assert!(plan.workers >= 2, "{plan:#}");
+    assert!(plan.estimated_speedup > 1.2, "{plan:#}");
+}
+
+#[test]
+fn a_sleeping_workload_gets_more_threads_than_cores() {
+    let mut plan: Option<Plan> = None;
+    let v: Vec<u64> = (0..100u64)
+        .par_auto()
+        .on_plan(|p| plan = Some(p.clone()))
+        .map(|x| {
+            std::thread::sleep(Duration::from_millis(10));
+            x
+        })
+        .collect();
+    assert_eq!(v, (0..100).collect::<Vec<_>>());
+    let plan = plan.expect("on_plan is called");
+    assert_eq!(plan.backend, Backend::Threads, "{plan:#}");
+    assert!(plan.workers > cpus(), "{plan:#}");
+    assert!(
+        plan.reasons
+            .iter()
+            .any(|r| matches!(r, Reason::IoBound { .. })),
+        "{plan:#}"
+    );
+}
+
+#[test]
+fn a_pinned_backend_that_cannot_run_falls_back_with_a_reason() {
+    let mut plan: Option<Plan> = None;
+    let v: Vec<u64> = (0..200u64)
+        .par_auto()
+        .backend(Backend::Processes)
+        .on_plan(|p| plan = Some(p.clone()))
+        .map(|x| x + 1)
+        .collect();
+    assert_eq!(v, (1..201).collect::<Vec<_>>());
+    let plan = plan.expect("on_plan is called");
+    assert_ne!(plan.backend, Backend::Processes);
+    assert!(
+        plan.reasons.iter().any(|r| matches!(
+            r,
+            Reason::PinnedUnavailable {
+                pinned: Backend::Processes,
+                ..
+            }
+        )),
+        "{plan:#}"
+    );
+    let text = format!("{plan:#}");
+    assert!(text.contains("#[amorsize::task]"), "{text}");
+}
