@@ -28,7 +28,7 @@ pub(super) struct Found {
 
 /// Workers that fit in memory with chunks of `chunk` items (at least 1: with too
 /// little memory the job still runs, one worker at a time).
-fn memory_workers(cost: &Cost, chunk: usize, usable: f64) -> usize {
+pub(super) fn memory_workers(cost: &Cost, chunk: usize, usable: f64) -> usize {
     let per_worker = cost.bytes_per_chunk_item * chunk as f64 + cost.base_bytes;
     if per_worker <= 0.0 {
         return usize::MAX;
@@ -44,7 +44,7 @@ fn memory_workers(cost: &Cost, chunk: usize, usable: f64) -> usize {
 }
 
 /// Largest chunk that lets `w` workers fit in memory (at least 1).
-fn memory_chunk(cost: &Cost, w: usize, usable: f64) -> usize {
+pub(super) fn memory_chunk(cost: &Cost, w: usize, usable: f64) -> usize {
     if cost.bytes_per_chunk_item <= 0.0 {
         return usize::MAX;
     }
@@ -89,7 +89,9 @@ pub(super) fn best(cost: &Cost, limits: Limits) -> Found {
     let try_workers = |found: &mut Found, w: usize| {
         let a = cost.at(w);
         let limit = max_chunk(w);
-        if cost.time_floor(&a, limit) > found.secs {
+        // Cannot beat the best so far (with a hair of slack, so that rounding never
+        // prunes a tie): skip the chunk sizes.
+        if cost.time_floor(&a, limit) > found.secs * (1.0 + 1e-12) {
             return;
         }
         let chunks = match limits.chunk {

@@ -655,6 +655,47 @@ mod invariants {
             }
         }
 
+        /// The pruned search finds what trying every `w` with every candidate chunk
+        /// size finds.
+        #[test]
+        fn pruned_search_is_exhaustive(
+            s in sample(),
+            m in a_machine(),
+            cap in 1usize..300,
+            b in proptest::sample::select(vec![Backend::Rayon, Backend::Threads, Backend::Processes]),
+        ) {
+            use super::super::chunk;
+            use super::super::cost::Cost;
+            use super::super::input::{clean_sample, Machine, Workload};
+            use super::super::search::{self, Limits};
+
+            let sample = clean_sample(&s);
+            let work = Workload::new(&sample, s.remaining_items.unwrap_or(0).min(1 << 40));
+            let machine = Machine::new(&m);
+            let cost = Cost::new(b, &work, &machine);
+            let limits = Limits {
+                workers: cap,
+                chunk: None,
+                exact_workers: None,
+                usable_bytes: machine.usable_bytes,
+            };
+            let found = search::best(&cost, limits);
+
+            let cap = cap.min(search::memory_workers(&cost, 1, machine.usable_bytes));
+            let mut naive = (usize::MAX, usize::MAX, f64::INFINITY);
+            for w in 1..=cap {
+                let a = cost.at(w);
+                let limit = search::memory_chunk(&cost, w, machine.usable_bytes);
+                for &c in chunk::candidates(&cost, &a, limit).as_slice() {
+                    let secs = cost.time(&a, c);
+                    if secs < naive.2 || (secs == naive.2 && (w, c) < (naive.0, naive.1)) {
+                        naive = (w, c, secs);
+                    }
+                }
+            }
+            prop_assert_eq!((found.workers, found.chunk, found.secs), naive);
+        }
+
         #[test]
         fn fully_pinned_is_exact(
             s in sample(),
