@@ -1,9 +1,18 @@
 //! The auto choice on this machine: these check the *choice*, never a time.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use amorsize::prelude::*;
 use amorsize::{Backend, Plan, Reason};
+
+/// The tests of this file run one at a time: a test spinning both cores next to
+/// another would change what the other measures (as any busy program would).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serialised() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -19,6 +28,7 @@ fn spin(rounds: u64) -> u64 {
 
 #[test]
 fn a_tiny_workload_stays_serial() {
+    let _one = serialised();
     let mut plan: Option<Plan> = None;
     let s: u64 = (0..1000u64)
         .par_auto()
@@ -32,6 +42,7 @@ fn a_tiny_workload_stays_serial() {
 
 #[test]
 fn a_heavy_cpu_workload_runs_in_parallel() {
+    let _one = serialised();
     if cpus() < 2 {
         return;
     }
@@ -54,6 +65,7 @@ fn a_heavy_cpu_workload_runs_in_parallel() {
 
 #[test]
 fn a_sleeping_workload_gets_more_threads_than_cores() {
+    let _one = serialised();
     let mut plan: Option<Plan> = None;
     let v: Vec<u64> = (0..100u64)
         .par_auto()
@@ -77,12 +89,16 @@ fn a_sleeping_workload_gets_more_threads_than_cores() {
 
 #[test]
 fn a_pinned_backend_that_cannot_run_falls_back_with_a_reason() {
+    let _one = serialised();
     let mut plan: Option<Plan> = None;
     let v: Vec<u64> = (0..200u64)
         .par_auto()
         .backend(Backend::Processes)
         .on_plan(|p| plan = Some(p.clone()))
-        .map(|x| x + 1)
+        .map(|x| {
+            spin(2000);
+            x + 1
+        })
         .collect();
     assert_eq!(v, (1..201).collect::<Vec<_>>());
     let plan = plan.expect("on_plan is called");

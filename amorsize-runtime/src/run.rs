@@ -174,7 +174,12 @@ where
         let mut state = self.stage.state();
         let sampled = {
             let _span = span!("sample");
-            sample::sample(&mut self.source, &self.stage, &mut state, len)
+            // A pinned backend must still get most of the input.
+            let max_items = match (options.backend, len) {
+                (Some(b), Some(n)) if b != Backend::Serial => n / 4,
+                _ => sample::MAX_ITEMS,
+            };
+            sample::sample(&mut self.source, &self.stage, &mut state, len, max_items)
         };
         self.progress.add(sampled.items);
         self.consumed = sampled.items;

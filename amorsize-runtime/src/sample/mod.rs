@@ -46,19 +46,21 @@ struct CpuMark {
     process: Option<f64>,
 }
 
-/// Samples `src` with `stage`, consuming items until the budget is spent or the
-/// source ends. `total_hint` is the number of items the source is expected to yield
-/// (exact or estimated), if known.
+/// Samples `src` with `stage`, consuming items until the budget is spent, `max_items`
+/// have run, or the source ends. `total_hint` is the number of items the source is
+/// expected to yield (exact or estimated), if known.
 pub(crate) fn sample<T, S, I>(
     src: &mut I,
     stage: &S,
     st: &mut S::State,
     total_hint: Option<usize>,
+    max_items: usize,
 ) -> Sampled<S::Out>
 where
     S: Stage<T>,
     I: Iterator<Item = T>,
 {
+    let max_items = max_items.clamp(1, MAX_ITEMS);
     let mut outputs = Vec::with_capacity(total_hint.unwrap_or(16).clamp(1, 1024));
     let start = Instant::now();
     let mut last = start;
@@ -92,7 +94,7 @@ where
         if done > 0 && items > done {
             batches.push((done, secs));
         }
-        if exhausted || items >= MAX_ITEMS {
+        if exhausted || items >= max_items {
             break;
         }
         if cpu_mark.is_none() && elapsed >= CPU_CLOCK_AFTER_SECS {
@@ -112,7 +114,7 @@ where
         }
         // Double, but do not run far past the budget.
         let fits = ((budget - elapsed) / mean.max(1e-9)).ceil() as usize;
-        batch = (batch * 2).min(fits.max(1)).min(MAX_ITEMS - items);
+        batch = (batch * 2).min(fits.max(1)).min(max_items - items);
     }
 
     let mut stats = SampleStats {
@@ -135,9 +137,9 @@ where
                 stats.cpu_ratio = (thread_d / wall).clamp(0.0, 1.0);
             }
             if let (Some(p0), Some(p1)) = (mark.process, clock::process_cpu_secs()) {
-                // Only meaningful when the thread did real work: below that the clocks'
-                // granularity dominates.
-                if thread_d > 10e-6 {
+                // Only meaningful for CPU-bound items: for work that waits, the thread's
+                // CPU time is mostly clock granularity and other threads dominate.
+                if thread_d > 10e-6 && stats.cpu_ratio >= 0.5 {
                     stats.process_cpu_ratio = ((p1 - p0) / thread_d).max(1.0);
                 }
             }
@@ -182,7 +184,7 @@ mod tests {
     fn a_short_input_ends_inside_the_sample() {
         let mut src = 0..100u32;
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), Some(100));
+        let s = sample(&mut src, &stage, &mut (), Some(100), MAX_ITEMS);
         assert!(s.exhausted);
         assert_eq!(s.items, 100);
         assert_eq!(s.outputs, (0..100).collect::<Vec<_>>());
@@ -193,7 +195,7 @@ mod tests {
         let mut src =
             (0..100u32).inspect(|_| std::thread::sleep(std::time::Duration::from_millis(10)));
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), Some(100));
+        let s = sample(&mut src, &stage, &mut (), Some(100), MAX_ITEMS);
         assert!(!s.exhausted);
         assert_eq!(s.items, 2);
         assert!(s.stats.mean_item_secs >= 0.009);
