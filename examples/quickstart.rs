@@ -74,7 +74,7 @@ fn main() {
         (0..std::hint::black_box(1_000u64))
             .par_auto()
             .on_plan(|x| *p = Some(x.clone()))
-            .map(|x| x * x + 1)
+            .map(|x| (x ^ 0x9e37).wrapping_mul(0x2545f4914f6cdd1d) >> 7)
             .sum::<u64>()
     };
     let plan = plan_of(|p| {
@@ -85,7 +85,7 @@ fn main() {
         301,
         || {
             (0..std::hint::black_box(1_000u64))
-                .map(|x| x * x + 1)
+                .map(|x| (x ^ 0x9e37).wrapping_mul(0x2545f4914f6cdd1d) >> 7)
                 .sum::<u64>()
         },
         || tiny(&mut None),
@@ -119,7 +119,7 @@ fn main() {
             .on_plan(|x| *p = Some(x.clone()))
             .map(|x| {
                 std::thread::sleep(Duration::from_millis(10));
-                x
+                x + 1
             })
             .sum::<u64>()
     };

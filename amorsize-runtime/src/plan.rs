@@ -481,7 +481,7 @@ impl Plan {
                         Secs(e.secs),
                         e.speedup
                     )?,
-                    Err(r) => writeln!(f, "    {:<9} {r}", c.backend.name())?,
+                    Err(r) => writeln!(f, "    {:<9} -     {r}", c.backend.name())?,
                 }
             }
         }
