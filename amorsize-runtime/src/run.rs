@@ -142,6 +142,7 @@ where
         } else {
             self.sample_and_plan(len, &options)
         };
+        let plan = attribute_env(plan, &self.options, env);
         let plan = Arc::new(self.label(plan));
         cache::put(key, Arc::clone(&plan));
         self.announce(plan, false)
@@ -408,6 +409,45 @@ where
                 .chain(stage.serial(&mut st, first, source)),
         )
     }
+}
+
+/// Says which choices came from `AMORSIZE_*` rather than from code: the model sees
+/// the merged options and would call every pin "in code".
+fn attribute_env(mut plan: Plan, code: &Options, env: &env::EnvConfig) -> Plan {
+    let from_env = |option: &str| match option {
+        "backend" => code.backend.is_none() && env.backend.is_some(),
+        "max_workers" => {
+            env.max_workers.is_some() && code.max_workers.is_none_or(|n| Some(n) > env.max_workers)
+        }
+        _ => false,
+    };
+    for r in &mut plan.reasons {
+        if let Reason::Pinned { option, value } = r
+            && from_env(option)
+        {
+            let variable = if *option == "backend" {
+                "AMORSIZE_BACKEND"
+            } else {
+                "AMORSIZE_MAX_WORKERS"
+            };
+            *r = Reason::Environment {
+                variable,
+                value: std::mem::take(value),
+            };
+        }
+    }
+    if let Some(cap) = env.max_workers
+        && !plan.reasons.iter().any(|r| {
+            matches!(r, Reason::Environment { variable, .. } if *variable == "AMORSIZE_MAX_WORKERS")
+        })
+        && code.max_workers.is_none_or(|n| n > cap)
+    {
+        plan.reasons.push(Reason::Environment {
+            variable: "AMORSIZE_MAX_WORKERS",
+            value: cap.to_string(),
+        });
+    }
+    plan
 }
 
 /// The backend a fully pinned job names.
