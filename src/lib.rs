@@ -25,8 +25,13 @@ pub use amorsize_runtime::{
 #[doc(inline)]
 pub use amorsize_runtime::{iter, model, probe};
 
+#[doc(inline)]
+pub use amorsize_macros::{auto_parallel, serial};
+
 /// The traits and attribute most programs need: `use amorsize::prelude::*;`.
 pub mod prelude {
+    #[doc(inline)]
+    pub use amorsize_macros::auto_parallel;
     #[doc(inline)]
     pub use amorsize_runtime::ParAuto;
 }

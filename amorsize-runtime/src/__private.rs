@@ -47,8 +47,10 @@ impl Config {
 }
 
 /// Holds a pipeline's source for autoref specialization: `(&Wrap::new(src)).__amorsize_par(cfg)`
-/// picks [`ViaAuto`] when the items are `Send` and [`ViaStd`] (the plain serial
-/// iterator) otherwise, so generic functions without `T: Send` still compile.
+/// picks [`ViaAuto`] when the source is an iterator with `Send` items and [`ViaStd`]
+/// (the source itself, unchanged) otherwise, so generic functions without `T: Send`
+/// still compile, and a chain that only looked like an iterator pipeline to the macro
+/// (a query builder's `.filter(..).count()`) keeps its meaning.
 pub struct Wrap<I>(std::cell::Cell<Option<I>>);
 
 impl<I> Wrap<I> {
@@ -72,7 +74,7 @@ impl<I> std::fmt::Debug for Wrap<I> {
     }
 }
 
-/// The parallel path of [`Wrap`]: items are `Send`.
+/// The parallel path of [`Wrap`]: the source is an iterator with `Send` items.
 pub trait ViaAuto {
     /// The `AutoIter` the pipeline continues on.
     type Iter;
@@ -81,12 +83,17 @@ pub trait ViaAuto {
     fn __amorsize_par(&self, config: &'static Config) -> Self::Iter;
 }
 
-impl<I> ViaAuto for &Wrap<I>
+// Method lookup on `&Wrap<I>` tries receivers of type `&Wrap<I>` (this impl's `&self`)
+// before autoref'ing to `&&Wrap<I>` (`ViaStd`'s), so this impl wins whenever its
+// bounds hold. `I: Iterator`, not `IntoIterator`: the macro found the adapter called on
+// the source itself, which is std's adapter only when the source is an iterator (an
+// `IntoIterator` that is not one, such as a grid type with its own `map`, keeps it).
+impl<I> ViaAuto for Wrap<I>
 where
-    I: IntoIterator,
+    I: Iterator,
     I::Item: Send,
 {
-    type Iter = AutoIter<I::IntoIter, Identity<I::Item>>;
+    type Iter = AutoIter<I, Identity<I::Item>>;
 
     #[track_caller]
     fn __amorsize_par(&self, config: &'static Config) -> Self::Iter {
@@ -94,19 +101,51 @@ where
     }
 }
 
-/// The serial path of [`Wrap`]: items are not `Send`, so the pipeline stays a plain
-/// std iterator chain.
+/// The serial path of [`Wrap`]: the items are not `Send` (or the source is not an
+/// iterator), so the pipeline stays as written.
 pub trait ViaStd {
-    /// The source's own iterator.
+    /// The source, unchanged.
     type Iter;
-    /// Returns the source's iterator unchanged.
+    /// Returns the source unchanged.
     fn __amorsize_par(&self, config: &'static Config) -> Self::Iter;
 }
 
-impl<I: IntoIterator> ViaStd for Wrap<I> {
-    type Iter = I::IntoIter;
+impl<I> ViaStd for &Wrap<I> {
+    type Iter = I;
 
     fn __amorsize_par(&self, _: &'static Config) -> Self::Iter {
-        self.take().into_iter()
+        self.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CFG: Config = Config {
+        function: "tests",
+        backend: None,
+        max_workers: None,
+        chunk_size: None,
+        min_speedup: None,
+        log: false,
+        progress: false,
+    };
+
+    fn type_name<T>(_: &T) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    #[test]
+    // The borrow is the point: it is what lets method lookup prefer `ViaAuto`.
+    #[allow(clippy::needless_borrow)]
+    fn autoref_picks_the_parallel_path_only_for_iterators_of_send_items() {
+        let it = (&Wrap::new(vec![1u8].into_iter())).__amorsize_par(&CFG);
+        assert!(type_name(&it).contains("AutoIter"), "{}", type_name(&it));
+        let it = (&Wrap::new(vec![std::rc::Rc::new(1)].into_iter())).__amorsize_par(&CFG);
+        assert!(!type_name(&it).contains("AutoIter"), "{}", type_name(&it));
+        // Not an iterator: handed back as it was.
+        let v = (&Wrap::new(vec![1u8])).__amorsize_par(&CFG);
+        assert_eq!(v, [1]);
     }
 }

@@ -1,0 +1,147 @@
+//! `#[amorsize::serial]`: the statement marker that keeps a statement as written inside
+//! an `#[auto_parallel]` function, and the attribute macro of the same name, which only
+//! exists so that the path resolves (and explains itself) where it is not stripped.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Attribute, Expr, Meta, Stmt};
+
+/// Whether `attr` is the marker: `#[amorsize::serial]`, `#[::amorsize::serial]`, or
+/// `#[serial]` (after `use amorsize::serial;`). No built-in attribute is called
+/// `serial`, and statements cannot carry custom attributes on stable, so inside an
+/// `#[auto_parallel]` function the bare name can only mean this.
+pub(crate) fn is_marker(attr: &Attribute) -> bool {
+    let path = attr.path();
+    let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match names.as_slice() {
+        [one] => one == "serial" && path.leading_colon.is_none(),
+        [krate, one] => krate == "amorsize" && one == "serial",
+        _ => false,
+    }
+}
+
+/// Removes every marker from `attrs`. Returns whether there was one, and an error for
+/// each marker written with arguments (it takes none).
+pub(crate) fn strip(attrs: &mut Vec<Attribute>) -> (bool, Vec<syn::Error>) {
+    let mut found = false;
+    let mut errors = Vec::new();
+    attrs.retain(|a| {
+        if !is_marker(a) {
+            return true;
+        }
+        found = true;
+        if !matches!(a.meta, Meta::Path(_)) {
+            errors.push(syn::Error::new_spanned(
+                &a.meta,
+                "`#[amorsize::serial]` takes no arguments",
+            ));
+        }
+        false
+    });
+    (found, errors)
+}
+
+/// Removes the markers of a statement: on a `let` statement, a macro statement, or an
+/// expression statement (with or without `;`). Returns whether there was one, and an
+/// error for each malformed one. Nested items are not rewritten, so they are not
+/// looked at.
+pub(crate) fn strip_stmt(stmt: &mut Stmt) -> (bool, Vec<syn::Error>) {
+    match stmt {
+        Stmt::Local(local) => strip(&mut local.attrs),
+        Stmt::Macro(mac) => strip(&mut mac.attrs),
+        Stmt::Expr(expr, _) => {
+            let (mut found, mut errors) = (false, Vec::new());
+            strip_leading(expr, &mut found, &mut errors);
+            (found, errors)
+        }
+        Stmt::Item(_) => (false, Vec::new()),
+    }
+}
+
+/// The attributes written before an expression statement belong, in the syntax tree, to
+/// its leftmost operand (`#[m] a.f() + b` puts `#[m]` on `a.f()`): look along the left
+/// edge.
+fn strip_leading(expr: &mut Expr, found: &mut bool, errors: &mut Vec<syn::Error>) {
+    if let Some(attrs) = expr_attrs(expr) {
+        let (f, e) = strip(attrs);
+        *found |= f;
+        errors.extend(e);
+    }
+    let left = match expr {
+        Expr::Binary(e) => &mut *e.left,
+        Expr::Assign(e) => &mut *e.left,
+        Expr::Cast(e) => &mut *e.expr,
+        Expr::Range(e) => match &mut e.start {
+            Some(start) => &mut **start,
+            None => return,
+        },
+        Expr::MethodCall(e) => &mut *e.receiver,
+        Expr::Field(e) => &mut *e.base,
+        Expr::Index(e) => &mut *e.expr,
+        Expr::Try(e) => &mut *e.expr,
+        Expr::Await(e) => &mut *e.base,
+        Expr::Call(e) => &mut *e.func,
+        _ => return,
+    };
+    strip_leading(left, found, errors);
+}
+
+/// The outer attributes of an expression (where syn keeps those of an expression
+/// statement).
+fn expr_attrs(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
+    Some(match expr {
+        Expr::Array(e) => &mut e.attrs,
+        Expr::Assign(e) => &mut e.attrs,
+        Expr::Async(e) => &mut e.attrs,
+        Expr::Await(e) => &mut e.attrs,
+        Expr::Binary(e) => &mut e.attrs,
+        Expr::Block(e) => &mut e.attrs,
+        Expr::Break(e) => &mut e.attrs,
+        Expr::Call(e) => &mut e.attrs,
+        Expr::Cast(e) => &mut e.attrs,
+        Expr::Closure(e) => &mut e.attrs,
+        Expr::Const(e) => &mut e.attrs,
+        Expr::Continue(e) => &mut e.attrs,
+        Expr::Field(e) => &mut e.attrs,
+        Expr::ForLoop(e) => &mut e.attrs,
+        Expr::Group(e) => &mut e.attrs,
+        Expr::If(e) => &mut e.attrs,
+        Expr::Index(e) => &mut e.attrs,
+        Expr::Infer(e) => &mut e.attrs,
+        Expr::Let(e) => &mut e.attrs,
+        Expr::Lit(e) => &mut e.attrs,
+        Expr::Loop(e) => &mut e.attrs,
+        Expr::Macro(e) => &mut e.attrs,
+        Expr::Match(e) => &mut e.attrs,
+        Expr::MethodCall(e) => &mut e.attrs,
+        Expr::Paren(e) => &mut e.attrs,
+        Expr::Path(e) => &mut e.attrs,
+        Expr::Range(e) => &mut e.attrs,
+        Expr::RawAddr(e) => &mut e.attrs,
+        Expr::Reference(e) => &mut e.attrs,
+        Expr::Repeat(e) => &mut e.attrs,
+        Expr::Return(e) => &mut e.attrs,
+        Expr::Struct(e) => &mut e.attrs,
+        Expr::Try(e) => &mut e.attrs,
+        Expr::TryBlock(e) => &mut e.attrs,
+        Expr::Tuple(e) => &mut e.attrs,
+        Expr::Unary(e) => &mut e.attrs,
+        Expr::Unsafe(e) => &mut e.attrs,
+        Expr::While(e) => &mut e.attrs,
+        Expr::Yield(e) => &mut e.attrs,
+        _ => return None,
+    })
+}
+
+/// Expansion of `#[amorsize::serial]` where `#[auto_parallel]` did not strip it: an
+/// error that says where it belongs, next to the item unchanged.
+pub(crate) fn outside(item: TokenStream) -> TokenStream {
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "`#[amorsize::serial]` only works on a `let` or expression statement inside an \
+         `#[auto_parallel]` function, which removes it and leaves that statement as written; \
+         elsewhere nothing is rewritten, so remove it",
+    )
+    .into_compile_error();
+    quote!(#error #item)
+}
