@@ -1,0 +1,188 @@
+//! [`Remote`]: a job's registered task, as the parent uses it.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use super::codec::CodecError;
+use super::registry::{self, TaskEntry};
+use crate::error::{Error, ErrorKind};
+
+/// What became of one item sent to a worker, before it is turned into the stage's
+/// output.
+#[derive(Debug)]
+pub(crate) enum Reply<'a> {
+    /// The encoded output.
+    Output(&'a [u8]),
+    /// The item failed: the task panicked, the worker died, or (de)serialization failed.
+    Failed(Error),
+}
+
+/// The registered task a whole stage applies per item, so the stage can run on worker
+/// processes: `map(task)` on a fresh `par_auto()`, optionally followed by
+/// `catch_unwind()`. `T` is the input item, `O` the stage's output.
+///
+/// Obtained from [`Stage::remote`](crate::iter::Stage::remote); not constructible
+/// outside amorsize.
+pub struct Remote<T, O> {
+    task: &'static TaskEntry,
+    catching: bool,
+    finish: fn(&'static TaskEntry, usize, Reply<'_>) -> Result<O, Error>,
+    output: fn(&'static TaskEntry, &[O]) -> Option<WireCost>,
+    _types: PhantomData<fn(&T) -> O>,
+}
+
+impl<T, O> fmt::Debug for Remote<T, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("task", self.task)
+            .field("catching", &self.catching)
+            .finish()
+    }
+}
+
+fn finish_plain<R>(task: &'static TaskEntry, index: usize, reply: Reply<'_>) -> Result<R, Error> {
+    match reply {
+        Reply::Output(bytes) => task.decode_output(bytes).map_err(|e| serialize(index, e)),
+        Reply::Failed(e) => Err(e),
+    }
+}
+
+fn finish_catching<R>(
+    task: &'static TaskEntry,
+    index: usize,
+    reply: Reply<'_>,
+) -> Result<Result<R, Error>, Error> {
+    Ok(finish_plain(task, index, reply))
+}
+
+/// What encoding and decoding some values cost, per value.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct WireCost {
+    /// Values measured.
+    pub values: usize,
+    /// Mean encoded size in bytes.
+    pub bytes: f64,
+    /// Mean seconds to encode one.
+    pub encode_secs: f64,
+    /// Mean seconds to decode one.
+    pub decode_secs: f64,
+}
+
+/// Times encoding all of `values` in one batch, then decoding them all in another
+/// (one clock read per batch, so tiny values are measured without the clock's cost).
+/// Values that fail to encode are left out; `None` if none encoded.
+pub(crate) fn time_batch<'v, V: 'v>(
+    values: impl Iterator<Item = &'v V>,
+    encode: impl Fn(&V, &mut Vec<u8>) -> Result<(), CodecError>,
+    decode: impl Fn(&[u8]) -> Result<(), CodecError>,
+) -> Option<WireCost> {
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    let t = Instant::now();
+    for v in values {
+        let mut b = Vec::new();
+        if encode(v, &mut b).is_ok() {
+            bufs.push(b);
+        }
+    }
+    let encode_secs = t.elapsed().as_secs_f64();
+    if bufs.is_empty() {
+        return None;
+    }
+    let t = Instant::now();
+    for b in &bufs {
+        let _ = decode(b);
+    }
+    let decode_secs = t.elapsed().as_secs_f64();
+    let n = bufs.len() as f64;
+    Some(WireCost {
+        values: bufs.len(),
+        bytes: bufs.iter().map(Vec::len).sum::<usize>() as f64 / n,
+        encode_secs: encode_secs / n,
+        decode_secs: decode_secs / n,
+    })
+}
+
+fn output_plain<R>(task: &'static TaskEntry, values: &[R]) -> Option<WireCost> {
+    time_batch(
+        values.iter(),
+        |v, out| task.encode_output(v, out),
+        |b| task.decode_output::<R>(b).map(drop),
+    )
+}
+
+fn output_catching<R>(task: &'static TaskEntry, values: &[Result<R, Error>]) -> Option<WireCost> {
+    time_batch(
+        values.iter().filter_map(|v| v.as_ref().ok()),
+        |v, out| task.encode_output(v, out),
+        |b| task.decode_output::<R>(b).map(drop),
+    )
+}
+
+/// The serialization error of item `index`.
+pub(crate) fn serialize(index: usize, e: CodecError) -> Error {
+    Error::new(index, ErrorKind::Serialize, e.0)
+}
+
+impl<T, R> Remote<T, R> {
+    /// The remote form of `map(f)` with `f: F` on items `T`, if `F` is a registered task
+    /// from `T` to `R`.
+    pub(crate) fn for_function<F>() -> Option<Self> {
+        let task = registry::by_type::<F, T, R>()?;
+        Some(Remote {
+            task,
+            catching: false,
+            finish: finish_plain::<R>,
+            output: output_plain::<R>,
+            _types: PhantomData,
+        })
+    }
+
+    /// The same task under `catch_unwind()`: failures become the item's `Err`. `None`
+    /// if it already catches (a second `catch_unwind()` is not run remotely).
+    pub(crate) fn catching(self) -> Option<Remote<T, Result<R, Error>>> {
+        (!self.catching).then_some(Remote {
+            task: self.task,
+            catching: true,
+            finish: finish_catching::<R>,
+            output: output_catching::<R>,
+            _types: PhantomData,
+        })
+    }
+}
+
+impl<T, O> Remote<T, O> {
+    /// The registry entry.
+    pub(crate) fn task(&self) -> &'static TaskEntry {
+        self.task
+    }
+
+    /// Appends the encoding of an input item.
+    pub(crate) fn encode(&self, item: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.task.encode_input(item, out)
+    }
+
+    /// Turns a reply for item `index` into its output; `Err` means the failure
+    /// propagates (no `catch_unwind()`).
+    pub(crate) fn finish(&self, index: usize, reply: Reply<'_>) -> Result<O, Error> {
+        (self.finish)(self.task, index, reply)
+    }
+
+    /// What encoding `items` (in the parent) and decoding them (in a worker) costs.
+    pub(crate) fn input_cost<'v>(&self, items: impl Iterator<Item = &'v T>) -> Option<WireCost>
+    where
+        T: 'v,
+    {
+        time_batch(
+            items,
+            |v, out| self.task.encode_input(v, out),
+            |b| self.task.check_input(b),
+        )
+    }
+
+    /// What encoding `outputs` (in a worker) and decoding them (in the parent) costs;
+    /// error values (under `catch_unwind()`) are left out.
+    pub(crate) fn output_cost(&self, outputs: &[O]) -> Option<WireCost> {
+        (self.output)(self.task, outputs)
+    }
+}
