@@ -92,7 +92,7 @@ mod tests {
         }
     }
 
-    fn stage_of<F: Fn(u32) -> u32 + Sync>(f: F) -> impl Stage<u32, Out = u32> {
+    fn stage_of<F: Fn(u32) -> u32 + Sync>(f: F) -> impl Stage<u32, Out = u32, State = ()> {
         AutoIter::new(0..0u32, std::panic::Location::caller())
             .map(f)
             .stage
