@@ -140,14 +140,23 @@ impl Worker {
         }
         let exe = std::env::current_exe()
             .map_err(|e| StartError(format!("cannot find this executable: {e}")))?;
-        let mut child = Command::new(&exe)
-            .arg(WORKER_ARG)
-            .env(MARKER, Marker::value(idle_timeout()))
+        let mut cmd = Command::new(&exe);
+        cmd.arg(WORKER_ARG)
+            .env(MARKER, Marker::value(idle_timeout()));
+        Worker::spawn_command(cmd)
+    }
+
+    /// Starts `cmd` as a worker, with piped stdin and stdout and a reader and a writer
+    /// thread.
+    fn spawn_command(mut cmd: Command) -> Result<Worker, StartError> {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| StartError(format!("cannot start {}: {e}", exe.display())))?;
+            .map_err(|e| {
+                StartError(format!("cannot start {:?}: {e}", cmd.get_program()))
+            })?;
         let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
@@ -433,4 +442,86 @@ pub(crate) fn idle_pids() -> Vec<u32> {
 pub(crate) fn shutdown_idle() {
     let workers = std::mem::take(&mut *idle().lock().unwrap_or_else(PoisonError::into_inner));
     drop(workers);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Worker {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        Worker::spawn_command(cmd).expect("sh starts")
+    }
+
+    fn closed(w: &Worker) -> Exit {
+        loop {
+            match w.events().recv_timeout(Duration::from_secs(10)) {
+                Ok(Event::Closed(exit)) => return exit,
+                Ok(Event::Frame(_)) => {}
+                Err(e) => panic!("no Closed event: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_from_a_worker_is_an_error_and_the_process_is_reaped() {
+        // Not a frame: "hell" read as a length is far beyond the limit.
+        let w = sh("echo hello; sleep 5");
+        let exit = closed(&w);
+        assert!(exit.detail.contains("bad frame length"), "{exit:?}");
+        // Killed for breaking the protocol, then reaped.
+        assert_eq!(exit.signal, Some(libc::SIGKILL), "{exit:?}");
+        assert!(!std::path::Path::new(&format!("/proc/{}", w.pid())).exists());
+
+        // A truncated frame: a length of 9, then 2 bytes and the end.
+        let w = sh(r"printf '\011\000\000\000\021ab'");
+        let exit = closed(&w);
+        assert!(exit.detail.contains("truncated"), "{exit:?}");
+        assert_eq!(exit.code, Some(0));
+
+        // A well-formed frame with a bad body.
+        let w = sh(r"printf '\003\000\000\000\021ab'; sleep 5");
+        let exit = closed(&w);
+        assert!(exit.detail.contains("malformed"), "{exit:?}");
+    }
+
+    #[test]
+    fn a_handshake_that_never_comes_times_out_and_garbage_fails_it() {
+        let w = sh("sleep 5");
+        let t = Instant::now();
+        let e = w
+            .handshake(Instant::now() + Duration::from_millis(200))
+            .expect_err("no hello");
+        assert!(e.0.contains("no handshake"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        let e = sh("echo not a worker")
+            .handshake(Instant::now() + Duration::from_secs(5))
+            .expect_err("garbage");
+        // "not " read as a length is 544501614 bytes, which never arrive.
+        assert!(e.0.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn a_real_worker_answers_and_rejects_garbage() {
+        let mut ws = start(1).expect("a worker of this test binary starts");
+        let mut w = ws.pop().expect("one worker");
+        let pid = w.pid();
+        assert_ne!(pid, std::process::id());
+        crate::process::costs::round_trip(&mut w, 7).expect("echo round trip");
+        // A frame the worker cannot parse: it says why and exits.
+        assert!(w.send(vec![1, 0, 0, 0, 99]));
+        let mut fatal = None;
+        let exit = loop {
+            match w.events().recv_timeout(Duration::from_secs(10)) {
+                Ok(Event::Frame(FromWorker::Fatal { message })) => fatal = Some(message),
+                Ok(Event::Closed(exit)) => break exit,
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(e) => panic!("worker did not exit: {e}"),
+            }
+        };
+        assert!(fatal.is_some_and(|m| m.contains("unknown tag")));
+        assert_eq!(exit.code, Some(2));
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped");
+    }
 }

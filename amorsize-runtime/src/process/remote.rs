@@ -69,37 +69,46 @@ pub(crate) struct WireCost {
     pub decode_secs: f64,
 }
 
-/// Times encoding all of `values` in one batch, then decoding them all in another
-/// (one clock read per batch, so tiny values are measured without the clock's cost).
-/// Values that fail to encode are left out; `None` if none encoded.
+/// Stop measuring encodings once this much time went into it.
+pub(crate) const WIRE_BUDGET_SECS: f64 = 2e-3;
+
+/// Times encoding `values`, then decoding them, in doubling batches (1, 2, 4, ...) with
+/// one clock read per batch, so tiny values are measured without the clock's cost and
+/// big ones stop after [`WIRE_BUDGET_SECS`]. Values that fail to encode are left out;
+/// `None` if none encoded.
 pub(crate) fn time_batch<'v, V: 'v>(
     values: impl Iterator<Item = &'v V>,
     encode: impl Fn(&V, &mut Vec<u8>) -> Result<(), CodecError>,
     decode: impl Fn(&[u8]) -> Result<(), CodecError>,
 ) -> Option<WireCost> {
+    let mut values = values.peekable();
+    let (mut n, mut bytes, mut enc, mut dec) = (0usize, 0usize, 0.0f64, 0.0f64);
+    let mut batch = 1;
     let mut bufs: Vec<Vec<u8>> = Vec::new();
-    let t = Instant::now();
-    for v in values {
-        let mut b = Vec::new();
-        if encode(v, &mut b).is_ok() {
-            bufs.push(b);
+    while values.peek().is_some() && enc + dec < WIRE_BUDGET_SECS {
+        bufs.clear();
+        let t = Instant::now();
+        for v in values.by_ref().take(batch) {
+            let mut b = Vec::new();
+            if encode(v, &mut b).is_ok() {
+                bufs.push(b);
+            }
         }
+        enc += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for b in &bufs {
+            let _ = decode(b);
+        }
+        dec += t.elapsed().as_secs_f64();
+        n += bufs.len();
+        bytes += bufs.iter().map(Vec::len).sum::<usize>();
+        batch *= 2;
     }
-    let encode_secs = t.elapsed().as_secs_f64();
-    if bufs.is_empty() {
-        return None;
-    }
-    let t = Instant::now();
-    for b in &bufs {
-        let _ = decode(b);
-    }
-    let decode_secs = t.elapsed().as_secs_f64();
-    let n = bufs.len() as f64;
-    Some(WireCost {
-        values: bufs.len(),
-        bytes: bufs.iter().map(Vec::len).sum::<usize>() as f64 / n,
-        encode_secs: encode_secs / n,
-        decode_secs: decode_secs / n,
+    (n > 0).then(|| WireCost {
+        values: n,
+        bytes: bytes as f64 / n as f64,
+        encode_secs: enc / n as f64,
+        decode_secs: dec / n as f64,
     })
 }
 

@@ -17,8 +17,11 @@ pub(crate) const SCALING_TARGET_SECS: f64 = 1e-3;
 pub(crate) const SCALING_MAX_ITEMS: usize = 4096;
 /// Only measured when the predicted rest of the job is at least this long.
 pub(crate) const SCALING_MIN_WORK_SECS: f64 = 20e-3;
-/// Items whose encoding is measured.
+/// Most items whose encoding is measured.
 pub(crate) const WIRE_ITEMS: usize = 8;
+/// Items are pulled for the encoding measurement only while their predicted work
+/// stays under this (at least one is).
+pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
 
 /// What the extra measurements ran: outputs in order, and how many items were pulled.
 #[derive(Debug)]
@@ -57,7 +60,11 @@ where
             m = m.min(n / 12);
         }
     }
-    let wire = if remote.is_some() { WIRE_ITEMS } else { 0 };
+    let wire = match remote {
+        Some(_) if t > 0.0 => ((WIRE_WORK_SECS / t) as usize).clamp(1, WIRE_ITEMS),
+        Some(_) => WIRE_ITEMS,
+        None => 0,
+    };
     let want = (3 * m).max(wire);
     let items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
     let pulled = items.len();
