@@ -5,8 +5,8 @@
 
 mod processes_util;
 
-use amorsize::prelude::*;
 use amorsize::Backend;
+use amorsize::prelude::*;
 use processes_util::within;
 
 /// 2 MiB of `u64` per item.

@@ -50,7 +50,10 @@ fn every_item_exactly_once_in_order_on_worker_processes() {
         let mut pids: Vec<u32> = out.iter().map(|o| o.1).collect();
         pids.sort_unstable();
         pids.dedup();
-        assert!(!pids.contains(&me), "items ran in workers, not in the test process");
+        assert!(
+            !pids.contains(&me),
+            "items ran in workers, not in the test process"
+        );
         assert!(pids.len() <= 2, "at most max_workers workers: {pids:?}");
         assert_eq!(marked(&dir), (0..200).collect::<Vec<_>>());
         let _ = std::fs::remove_dir_all(&dir);
@@ -95,7 +98,10 @@ fn a_panic_propagates_without_catch_unwind() {
                 .collect::<Vec<u64>>()
         });
         let payload = r.expect_err("the panic reaches the caller");
-        let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(msg, "thirteen is unlucky");
         // The pool still works afterwards.
         let v: Vec<u64> = (0..10u64)

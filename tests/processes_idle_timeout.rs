@@ -6,8 +6,8 @@ mod processes_util;
 
 use std::time::{Duration, Instant};
 
-use amorsize::prelude::*;
 use amorsize::Backend;
+use amorsize::prelude::*;
 use processes_util::within;
 
 #[amorsize::task]
@@ -39,18 +39,27 @@ fn idle_workers_exit_and_are_reaped() {
         assert_eq!(pids.len(), 2, "both workers wait in the pool");
         let deadline = Instant::now() + Duration::from_secs(5);
         while !pids.iter().all(|&p| reaped(p)) {
-            assert!(Instant::now() < deadline, "idle workers {pids:?} still there");
+            assert!(
+                Instant::now() < deadline,
+                "idle workers {pids:?} still there"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // The pool notices they left and starts new ones.
         assert_eq!(run(), (0..20).map(|x| x * x).collect::<Vec<_>>());
         let again = amorsize::__private::idle_worker_pids();
         assert_eq!(again.len(), 2);
-        assert!(again.iter().all(|p| !pids.contains(p)), "{again:?} vs {pids:?}");
+        assert!(
+            again.iter().all(|p| !pids.contains(p)),
+            "{again:?} vs {pids:?}"
+        );
         amorsize::__private::shutdown_idle_workers();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !again.iter().all(|&p| reaped(p)) {
-            assert!(Instant::now() < deadline, "shut-down workers {again:?} still there");
+            assert!(
+                Instant::now() < deadline,
+                "shut-down workers {again:?} still there"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     });

@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use amorsize::prelude::*;
 use amorsize::Backend;
+use amorsize::prelude::*;
 use processes_util::{all_gone_within, fresh_dir, within};
 
 const SCENARIO: &str = "AMORSIZE_TEST_PARENT_SCENARIO";
@@ -54,10 +54,8 @@ fn parent_scenario() {
             .collect();
     });
     let busy = loop {
-        if let Some(e) = std::fs::read_dir(&dir).ok().and_then(|mut r| r.next()) {
-            if let Ok(e) = e {
-                break e.file_name().to_string_lossy().into_owned();
-            }
+        if let Some(Ok(e)) = std::fs::read_dir(&dir).ok().and_then(|mut r| r.next()) {
+            break e.file_name().to_string_lossy().into_owned();
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -75,7 +73,12 @@ fn killed_parent_leaves_no_worker() {
         let dir = fresh_dir("killed");
         let exe = std::env::current_exe().expect("test executable");
         let mut child = Command::new(exe)
-            .args(["--exact", "parent_scenario", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "parent_scenario",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(SCENARIO, &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -87,7 +90,10 @@ fn killed_parent_leaves_no_worker() {
             let line = line.expect("scenario output");
             // The harness prints `test parent_scenario ... ` first, on the same line.
             if let Some((_, rest)) = line.split_once("AMORSIZE-PIDS ") {
-                pids = rest.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+                pids = rest
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
                 break;
             }
         }
@@ -98,7 +104,9 @@ fn killed_parent_leaves_no_worker() {
         assert!(
             all_gone_within(&pids, 5),
             "workers outlived their parent: {:?}",
-            pids.iter().filter(|&&p| !processes_util::gone(p)).collect::<Vec<_>>()
+            pids.iter()
+                .filter(|&&p| !processes_util::gone(p))
+                .collect::<Vec<_>>()
         );
         let _ = std::fs::remove_dir_all(&dir);
     });

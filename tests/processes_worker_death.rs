@@ -89,7 +89,10 @@ fn a_dead_worker_propagates_without_catch_unwind() {
                 .collect::<Vec<u64>>()
         });
         let payload = r.expect_err("the death reaches the caller as a panic");
-        let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
         assert!(msg.contains("item 5") || msg.contains("item 46"), "{msg}");
         assert!(msg.contains("died"), "{msg}");
 

@@ -27,10 +27,7 @@ pub fn fresh_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let d = std::env::temp_dir().join(format!(
-        "amorsize-{tag}-{}-{nanos}",
-        std::process::id()
-    ));
+    let d = std::env::temp_dir().join(format!("amorsize-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }

@@ -292,15 +292,15 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                 let mut pieces = slot.pieces;
                 if let Some(exit) = exit {
                     // Died: the first unanswered item was running.
-                    if let Some(front) = pieces.front_mut() {
-                        if let Some(s) = front.items.get(front.next) {
-                            let (index, seq, offset) = (s.index, front.seq, s.offset);
-                            front.next += 1;
-                            if keep {
-                                let detail = slot.fatal.unwrap_or(exit.detail.clone());
-                                let e = died(index, slot.worker.pid(), &exit, &detail);
-                                self.complete(seq, offset, index, Reply::Failed(e));
-                            }
+                    if let Some(front) = pieces.front_mut()
+                        && let Some(s) = front.items.get(front.next)
+                    {
+                        let (index, seq, offset) = (s.index, front.seq, s.offset);
+                        front.next += 1;
+                        if keep {
+                            let detail = slot.fatal.unwrap_or(exit.detail.clone());
+                            let e = died(index, slot.worker.pid(), &exit, &detail);
+                            self.complete(seq, offset, index, Reply::Failed(e));
                         }
                     }
                     if keep && self.failure.is_none() {
@@ -374,11 +374,10 @@ where
                 .chunks
                 .get(&self.next_emit)
                 .is_some_and(|b| b.missing == 0)
+                && let Some(buf) = self.chunks.remove(&self.next_emit)
             {
-                if let Some(buf) = self.chunks.remove(&self.next_emit) {
-                    self.next_emit += 1;
-                    return Some(self.fold.fold(buf.outs.into_iter().flatten()));
-                }
+                self.next_emit += 1;
+                return Some(self.fold.fold(buf.outs.into_iter().flatten()));
             }
             self.fill();
             if self.failure.is_some() {

@@ -156,7 +156,7 @@ fn judge(
     let n = samples.len();
     let median = samples[n / 2];
     let iqr = samples[(3 * (n - 1)) / 4] - samples[(n - 1) / 4];
-    if !(median > 0.0) || median > ABSURD_FACTOR * default {
+    if median.is_nan() || median <= 0.0 || median > ABSURD_FACTOR * default {
         reject(format!("absurd median {median:.3e} s"))
     } else if iqr > median {
         reject(format!(

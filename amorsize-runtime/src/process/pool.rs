@@ -154,9 +154,7 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| {
-                StartError(format!("cannot start {:?}: {e}", cmd.get_program()))
-            })?;
+            .map_err(|e| StartError(format!("cannot start {:?}: {e}", cmd.get_program())))?;
         let pid = child.id();
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
@@ -522,6 +520,9 @@ mod tests {
         };
         assert!(fatal.is_some_and(|m| m.contains("unknown tag")));
         assert_eq!(exit.code, Some(2));
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "reaped"
+        );
     }
 }

@@ -124,10 +124,7 @@ fn run(marker: &Marker) -> i32 {
     // else; each `File` takes sole ownership of one.
     let (input, output) = unsafe { (File::from_raw_fd(input), File::from_raw_fd(output)) };
     let idle = Duration::from_millis(marker.idle_ms.max(1));
-    match catch_unwind(AssertUnwindSafe(|| serve(input, output, idle))) {
-        Ok(code) => code,
-        Err(_) => 5,
-    }
+    catch_unwind(AssertUnwindSafe(|| serve(input, output, idle))).unwrap_or(5)
 }
 
 /// Moves the protocol to private, close-on-exec descriptors; points fd 0 at

@@ -69,23 +69,19 @@ where
     let items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
     let pulled = items.len();
     let exhausted = pulled < want;
-    if let Some(r) = remote {
-        if let Some(c) = r.input_cost(items.iter().take(wire).map(|(_, x)| x)) {
-            stats.in_bytes = c.bytes;
-            stats.encode_in_secs = c.encode_secs;
-            stats.decode_in_secs = c.decode_secs;
-        }
+    if let Some(c) = remote.and_then(|r| r.input_cost(items.iter().take(wire).map(|(_, x)| x))) {
+        stats.in_bytes = c.bytes;
+        stats.encode_in_secs = c.encode_secs;
+        stats.decode_in_secs = c.decode_secs;
     }
     let (outputs, e2) = scaling::two_threads(stage, st, items, m);
     if e2.is_some() {
         stats.two_thread_efficiency = e2;
     }
-    if let Some(r) = remote {
-        if let Some(c) = r.output_cost(&outputs[..outputs.len().min(wire)]) {
-            stats.out_bytes = c.bytes;
-            stats.encode_out_secs = c.encode_secs;
-            stats.decode_out_secs = c.decode_secs;
-        }
+    if let Some(c) = remote.and_then(|r| r.output_cost(&outputs[..outputs.len().min(wire)])) {
+        stats.out_bytes = c.bytes;
+        stats.encode_out_secs = c.encode_secs;
+        stats.decode_out_secs = c.decode_secs;
     }
     Extra {
         outputs,
