@@ -55,6 +55,7 @@ fn a_dead_worker_fails_its_item_only_and_is_replaced() {
                 let text = e.to_string();
                 assert!(text.contains(&format!("item {i}")), "{text}");
                 assert!(text.contains("signal 6"), "{text}");
+                assert!(text.contains("worker process died"), "{text}");
             } else {
                 assert_eq!(x, &Ok(i as u64 * 2), "item {i}");
             }

@@ -186,6 +186,20 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
 
     /// Sends `piece` to the least busy worker (starting one if none is left).
     fn dispatch(&mut self, mut piece: Piece) {
+        // A worker with nothing owed has nothing to say unless it left or died: notice
+        // that now, so a piece is not blamed for a death that came before it.
+        while let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.pieces.is_empty() && !s.worker.events().is_empty())
+        {
+            match self.slots[i].worker.events().try_recv() {
+                Ok(ev) => self.handle(i, ev, true),
+                Err(_) => {
+                    self.slots.swap_remove(i);
+                }
+            }
+        }
         if self.slots.is_empty() {
             match pool::take(1) {
                 Ok(ws) => self.slots.extend(ws.into_iter().map(|worker| Slot {
@@ -335,12 +349,11 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
 
 /// The error of item `index`, whose worker `pid` died.
 fn died(index: usize, pid: u32, exit: &Exit, detail: &str) -> Error {
-    let mut message = format!(
-        "worker process {pid} died while running item {index} ({})",
-        pool::describe(exit)
-    );
+    // `Error`'s Display adds the item and the status: "item 5: worker process died
+    // (signal 6): pid 1234".
+    let mut message = format!("pid {pid}");
     if !detail.is_empty() {
-        message.push_str(": ");
+        message.push_str(", ");
         message.push_str(detail);
     }
     Error::new(

@@ -285,6 +285,17 @@ pub(crate) fn describe(exit: &Exit) -> String {
 }
 
 fn write_loop(mut stdin: ChildStdin, frames: &Receiver<Vec<u8>>) {
+    // A write to a worker that died raises SIGPIPE on this thread; blocked here, it
+    // cannot end the parent (should the program not ignore it, as Rust's `main`
+    // does) and the write fails with EPIPE instead.
+    // SAFETY: `set` is a valid, initialised signal set for the duration of the calls;
+    // changing this thread's own mask affects no other thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
     while let Ok(bytes) = frames.recv() {
         if stdin.write_all(&bytes).is_err() {
             // The worker is gone; its reader thread reports how.

@@ -96,6 +96,10 @@ fn run(marker: &Marker) -> i32 {
         return 0; // The parent died before this worker got going.
     }
     crate::exec::enter_worker_process();
+    // As under Rust's `main` (which a worker never reaches): a write to a closed pipe
+    // is an error, not a fatal signal.
+    // SAFETY: setting SIGPIPE's disposition to "ignore" installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let (input, output) = match private_descriptors() {
         Ok(fds) => fds,
         Err(e) => {
