@@ -195,3 +195,71 @@ impl<T, O> Remote<T, O> {
         (self.output)(self.task, outputs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iter::{AutoIter, Stage};
+    use crate::process::registry::echo;
+
+    fn auto() -> AutoIter<std::ops::Range<u64>, crate::iter::Identity<u64>> {
+        AutoIter::new(0..3u64, std::panic::Location::caller())
+    }
+
+    #[test]
+    fn only_a_registered_task_on_a_fresh_par_auto_is_remote() {
+        assert!(auto().map(echo).stage.remote().is_some());
+        assert!(auto().map(echo).catch_unwind().stage.remote().is_some());
+        assert!(
+            auto().map(|x| echo(x)).stage.remote().is_none(),
+            "a closure"
+        );
+        assert!(auto().map(echo).map(echo).stage.remote().is_none());
+        assert!(auto().filter(|_| true).map(echo).stage.remote().is_none());
+        assert!(auto().inspect(|_| ()).map(echo).stage.remote().is_none());
+        let twice = auto().map(echo).catch_unwind().catch_unwind();
+        assert!(twice.stage.remote().is_none());
+        let m = auto().map_init(|| (), |_, x| echo(x));
+        assert!(m.stage.remote().is_none());
+    }
+
+    #[test]
+    fn replies_become_outputs_or_errors() {
+        let plain = auto().map(echo).stage.remote().expect("remote");
+        let mut buf = Vec::new();
+        plain.encode(&9, &mut buf).expect("encodes");
+        assert_eq!(plain.finish(0, Reply::Output(&buf)), Ok(9));
+        let err = Error::new(4, ErrorKind::Panic, "p");
+        assert_eq!(
+            plain.finish(4, Reply::Failed(err.clone())),
+            Err(err.clone())
+        );
+        let bad = plain
+            .finish(2, Reply::Output(&buf[..3]))
+            .expect_err("truncated");
+        assert_eq!((bad.index(), bad.kind()), (2, &ErrorKind::Serialize));
+
+        let catching = auto()
+            .map(echo)
+            .catch_unwind()
+            .stage
+            .remote()
+            .expect("remote");
+        assert_eq!(catching.finish(0, Reply::Output(&buf)), Ok(Ok(9)));
+        assert_eq!(catching.finish(4, Reply::Failed(err.clone())), Ok(Err(err)));
+        let cost = catching
+            .output_cost(&[Ok(1), Err(Error::new(1, ErrorKind::Panic, "")), Ok(3)])
+            .expect("two values");
+        assert_eq!((cost.values, cost.bytes), (2, 8.0));
+        let cost = plain.input_cost([1u64, 2, 3, 4].iter()).expect("measured");
+        assert_eq!((cost.values, cost.bytes), (4, 8.0));
+    }
+
+    #[test]
+    fn the_exclusion_reason_says_how_to_enable_processes() {
+        let why = crate::process::unavailable(false).expect("excluded");
+        assert!(why.contains("#[amorsize::task]"), "{why}");
+        assert!(why.contains(".map("), "{why}");
+        assert_eq!(crate::process::unavailable(true), None);
+    }
+}
