@@ -229,8 +229,23 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         slot.pieces.push_back(piece);
     }
 
+    /// An event already queued by a worker that owes replies, without blocking (so a
+    /// burst of replies costs no `Select` each).
+    fn ready(&self) -> Option<(usize, Event)> {
+        self.slots.iter().enumerate().find_map(|(i, s)| {
+            if s.pieces.is_empty() {
+                None
+            } else {
+                s.worker.events().try_recv().ok().map(|ev| (i, ev))
+            }
+        })
+    }
+
     /// Waits for one event from a worker that owes replies; `None` if none does.
     fn wait(&self) -> Option<(usize, Event)> {
+        if let Some(r) = self.ready() {
+            return Some(r);
+        }
         let busy: Vec<usize> = (0..self.slots.len())
             .filter(|&i| !self.slots[i].pieces.is_empty())
             .collect();
