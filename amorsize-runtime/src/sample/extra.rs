@@ -1,6 +1,6 @@
 //! Measurements after the timed sample, on a few more real items whose outputs are
 //! kept and emitted in order with the sample's: the two-thread efficiency (see
-//! [`scaling`](super::scaling)) and, when worker processes are a candidate, what
+//! [`scaling`]) and, when worker processes are a candidate, what
 //! moving items through a pipe costs: encoded sizes and encode/decode times of inputs
 //! and outputs, split into the parent's side (encode inputs, decode outputs: serial)
 //! and the worker's side (decode inputs, encode outputs: parallel).
