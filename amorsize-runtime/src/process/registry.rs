@@ -147,10 +147,12 @@ impl TaskEntry {
         if !self.is_input::<T>() {
             return Err(mismatch(self, "input"));
         }
-        // SAFETY: the TypeIds match, so `T` is the task's input type `In` up to lifetimes.
-        // The macro rejects tasks whose input or output types carry lifetimes, so `In`
-        // is 'static and has no lifetime to differ in: `T` is `In`. `item` is a live
-        // reference for the whole call.
+        // SAFETY: the TypeIds match, so `T` is the task's input type `In` up to
+        // lifetimes. `In` is 'static (`new` requires it) and the macro rejects
+        // references and lifetimes in a task's signature, so no other lifetime can
+        // stand in it; and the parent only gets here for `map(f)` where `f`'s type is
+        // the task's function item (`by_type`), which accepts exactly `In`: `T` is `In`.
+        // `item` is a live reference for the whole call.
         unsafe { (self.encode_input)((item as *const T).cast(), out) }
     }
 

@@ -207,7 +207,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::redundant_closure, reason = "a closure calling a task is not the task")]
+    #[allow(
+        clippy::redundant_closure,
+        reason = "a closure calling a task is not the task"
+    )]
     fn only_a_registered_task_on_a_fresh_par_auto_is_remote() {
         assert!(auto().map(echo).stage.remote().is_some());
         assert!(auto().map(echo).catch_unwind().stage.remote().is_some());
