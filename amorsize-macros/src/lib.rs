@@ -14,6 +14,7 @@ mod model;
 mod pipeline;
 mod rewrite;
 mod serial_marker;
+mod task;
 #[cfg(test)]
 mod tests;
 
@@ -267,4 +268,11 @@ pub fn auto_parallel(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn serial(_args: TokenStream, item: TokenStream) -> TokenStream {
     serial_marker::outside(item.into()).into()
+}
+
+/// Registers a named function as a task that worker processes can run: see
+/// `amorsize::task`.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(args.into(), item.into()).into()
 }

@@ -5,6 +5,59 @@ use crate::iter::{AutoIter, Identity, ParAuto};
 use crate::options::Options;
 pub use crate::plan::Backend;
 
+// ---- #[amorsize::task] ------------------------------------------------------------
+pub use crate::process::Remote;
+pub use crate::process::registry::{TASKS, TaskEntry, TaskFailure, run_task, type_id_of_val};
+pub use linkme;
+pub use serde;
+
+/// Checks at compile time that a task's input or output type can cross a process
+/// boundary; `#[amorsize::task]` calls it with each type as written.
+pub const fn assert_task_type<T>()
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+}
+
+/// Process ids of the idle worker processes in the pool (for tests).
+pub fn idle_worker_pids() -> Vec<u32> {
+    #[cfg(unix)]
+    {
+        crate::process::pool::idle_pids()
+    }
+    #[cfg(not(unix))]
+    {
+        Vec::new()
+    }
+}
+
+/// Ends the idle worker processes in the pool (for tests).
+pub fn shutdown_idle_workers() {
+    #[cfg(unix)]
+    crate::process::pool::shutdown_idle();
+}
+
+/// Sets the idle timeout of worker processes started from now on (for tests).
+pub fn set_worker_idle_timeout(timeout: std::time::Duration) {
+    #[cfg(unix)]
+    crate::process::pool::set_idle_timeout(timeout);
+    #[cfg(not(unix))]
+    let _ = timeout;
+}
+
+/// The measured process start and per-chunk round trip, in seconds, measuring them
+/// (starting workers) on the first call; `Err` if no worker could start.
+pub fn process_costs() -> Result<(f64, f64), String> {
+    #[cfg(unix)]
+    {
+        crate::process::costs::costs().map(|c| (c.start_secs, c.chunk_secs))
+    }
+    #[cfg(not(unix))]
+    {
+        Err("worker processes are not supported on this platform".to_string())
+    }
+}
+
 /// Whether the `serial` cargo feature is on: annotated functions then run their
 /// original bodies. A `const`, so the expansion branches on it without emitting `cfg`s
 /// into the user's crate.

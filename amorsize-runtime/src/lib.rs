@@ -13,6 +13,7 @@ mod optimize;
 mod options;
 mod plan;
 pub mod probe;
+mod process;
 mod progress;
 mod run;
 mod sample;
@@ -27,3 +28,26 @@ pub use probe::MachineProfile;
 
 #[doc(hidden)]
 pub mod __private;
+
+/// Makes this process an amorsize worker if it was started as one, and otherwise
+/// returns at once.
+///
+/// Worker processes (the [`Processes`](Backend::Processes) backend) are this same
+/// executable, started again with an environment marker. A load-time constructor in
+/// amorsize catches the marker before `main` (or a test harness) runs, so programs
+/// need not do anything. Call `init()` first thing in `main` to make it explicit, or
+/// where load-time constructors do not run; in a worker it does not return.
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     amorsize_runtime::init();
+///     // ... the program
+/// }
+/// # main();
+/// ```
+pub fn init() {
+    #[cfg(unix)]
+    process::worker::enter_if_marked(false);
+}

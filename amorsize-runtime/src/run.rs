@@ -162,11 +162,8 @@ where
             };
             o.exclude.push((Backend::Threads, why.clone()));
             o.exclude.push((Backend::Processes, why));
-        } else {
-            o.forbid(
-                Backend::Processes,
-                "the function is a closure or is not marked #[amorsize::task]",
-            );
+        } else if let Some(why) = crate::process::unavailable(self.stage.remote().is_some()) {
+            o.forbid(Backend::Processes, why);
         }
         o
     }
@@ -202,8 +199,65 @@ where
         if self.context == Context::RayonWorker {
             machine.rayon_threads = rayon::current_num_threads();
         }
+        let mut options = options.clone();
+        if let Some(plan) = self.measure_more(&mut stats, &mut machine, &mut options) {
+            return plan;
+        }
         let _span = span!("plan");
-        model::plan(&stats, &machine, options)
+        model::plan(&stats, &machine, &options)
+    }
+
+    /// After the sample: the two-thread efficiency (unpinned jobs on a free thread)
+    /// and, when worker processes are a candidate, the encoding costs and the process
+    /// pool's fixed costs. The items this runs are kept like the sample's. Returns a
+    /// plan if the input ended meanwhile.
+    fn measure_more(
+        &mut self,
+        stats: &mut model::SampleStats,
+        machine: &mut probe::MachineProfile,
+        options: &mut Options,
+    ) -> Option<Plan> {
+        let free = self.context == Context::Free;
+        let processes = free
+            && options.excluded(Backend::Processes).is_none()
+            && matches!(options.backend, None | Some(Backend::Processes));
+        let remote = if processes { self.stage.remote() } else { None };
+        // Two-thread efficiency matters only when processes could take over from
+        // threads; measured on a busy machine it can read low for work that scales, so
+        // it is not risked where it could only turn a parallel plan serial.
+        let scaling = remote.is_some() && options.backend.is_none() && machine.cpu_budget >= 2;
+        if !scaling && remote.is_none() {
+            return None;
+        }
+        let mut state = self.state.take().unwrap_or_else(|| self.stage.state());
+        let extra = sample::extra::measure(
+            &mut self.source,
+            &self.stage,
+            &mut state,
+            self.consumed,
+            stats,
+            scaling,
+            remote.as_ref(),
+        );
+        self.state = Some(state);
+        self.consumed += extra.items;
+        self.prefix.extend(extra.outputs);
+        stats.items += extra.items;
+        stats.remaining_items = stats.remaining_items.map(|n| n.saturating_sub(extra.items));
+        if extra.exhausted {
+            self.exhausted = true;
+            let mut plan = Plan::serial(Reason::InputEndedInSample {
+                items: self.consumed,
+            });
+            stats.remaining_items = Some(0);
+            plan.remaining_items = Some(0);
+            plan.sample = stats.clone();
+            return Some(plan);
+        }
+        if remote.is_some() {
+            process_costs(stats, machine, options);
+        }
+        None
     }
 
     fn label(&self, mut plan: Plan) -> Plan {
@@ -354,6 +408,31 @@ where
                 )
             }
         },
+        #[cfg(unix)]
+        Backend::Processes => match (stage.remote(), crate::process::pool::take(workers)) {
+            (Some(remote), Ok(pool)) => {
+                let counted = source.inspect(|_| progress.add(1));
+                let accs = exec::Processes::new(&remote, fold, pool, (first..).zip(counted), chunk);
+                fin.chunks(fold, prefix, accs)
+            }
+            (remote, pool) => {
+                if let (Some(_), Err(e)) = (remote, pool) {
+                    eprintln!("amorsize: cannot start worker processes ({e}); running serially");
+                }
+                serial(
+                    stage,
+                    fold,
+                    fin,
+                    Rest {
+                        source,
+                        first,
+                        prefix,
+                        state,
+                        progress,
+                    },
+                )
+            }
+        },
         _ => serial(
             stage,
             fold,
@@ -367,6 +446,39 @@ where
             },
         ),
     }
+}
+
+/// Below this much predicted work, the process pool's costs are not measured (that
+/// starts processes): the model plans with the defaults, which rule processes out.
+const PROCESS_COSTS_MIN_WORK_SECS: f64 = 10e-3;
+
+/// Puts the process pool's measured costs into `machine`, or excludes processes if no
+/// worker can start.
+fn process_costs(
+    stats: &model::SampleStats,
+    machine: &mut probe::MachineProfile,
+    options: &mut Options,
+) {
+    let work = stats
+        .remaining_items
+        .map_or(f64::INFINITY, |n| n as f64 * stats.mean_item_secs);
+    if work < PROCESS_COSTS_MIN_WORK_SECS {
+        return;
+    }
+    #[cfg(unix)]
+    match crate::process::costs::costs() {
+        Ok(c) => {
+            machine.overheads.process_start_secs = c.start_secs;
+            machine.overheads.process_chunk_secs = c.chunk_secs;
+            machine.fallbacks.extend(c.fallbacks.iter().cloned());
+        }
+        Err(e) => options.forbid(
+            Backend::Processes,
+            format!("worker processes could not start: {e}"),
+        ),
+    }
+    #[cfg(not(unix))]
+    let _ = (machine, options);
 }
 
 /// The serial path: sampled outputs, then the rest through the stage's std iterator

@@ -1,11 +1,14 @@
 //! Where the current thread is, so nested calls never multiply threads.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
     static IN_THREADS_POOL: Cell<bool> = const { Cell::new(false) };
-    static IN_WORKER_PROCESS: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Set once in a worker process: every thread of it (also those a task starts) is inside.
+static IN_WORKER_PROCESS: AtomicBool = AtomicBool::new(false);
 
 /// The kind of thread a call is made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,7 +25,7 @@ pub(crate) enum Context {
 
 /// The context of the calling thread.
 pub(crate) fn context() -> Context {
-    if IN_WORKER_PROCESS.with(Cell::get) {
+    if IN_WORKER_PROCESS.load(Ordering::Relaxed) {
         Context::WorkerProcess
     } else if IN_THREADS_POOL.with(Cell::get) {
         Context::ThreadsPool
@@ -38,8 +41,8 @@ pub(crate) fn enter_threads_pool() {
     IN_THREADS_POOL.with(|c| c.set(true));
 }
 
-/// Marks the calling thread as running inside a worker process.
-#[allow(dead_code)]
+/// Marks this process as an amorsize worker process (all of its threads).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn enter_worker_process() {
-    IN_WORKER_PROCESS.with(|c| c.set(true));
+    IN_WORKER_PROCESS.store(true, Ordering::Relaxed);
 }

@@ -11,11 +11,15 @@
 mod context;
 mod pipeline;
 mod pool;
+#[cfg(unix)]
+mod processes;
 mod window;
 
-pub(crate) use context::{Context, context};
+pub(crate) use context::{Context, context, enter_worker_process};
 pub(crate) use pipeline::Pipeline;
 pub(crate) use pool::threads_pool;
+#[cfg(unix)]
+pub(crate) use processes::Processes;
 pub(crate) use window::Windowed;
 
 /// How a worker turns the outputs of one chunk into one partial result.

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::stage::{Stage, sealed};
 use crate::Error;
+use crate::process::Remote;
 
 /// Turns a panic in any earlier stage into an [`Error`] for that item.
 ///
@@ -96,5 +97,11 @@ where
             let failed = self.run_one(inner_st, &mut buf, index, item).err();
             buf.into_iter().map(Ok).chain(failed.map(Err))
         })
+    }
+
+    /// The inner stage's task, with its failures (panic, dead worker, serialization)
+    /// turned into the item's `Err`.
+    fn remote(&self) -> Option<Remote<T, Self::Out>> {
+        self.inner.remote()?.catching()
     }
 }

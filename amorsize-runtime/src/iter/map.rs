@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::stage::{Stage, sealed};
+use crate::process::Remote;
 
 /// Applies a function to each item.
 ///
@@ -57,5 +58,16 @@ where
         T: 'a,
     {
         self.inner.serial(st, first, items).map(&self.f)
+    }
+
+    /// `map(task)` on a fresh `par_auto()`: the inner stage passes `T` through, so
+    /// the whole stage is `F` applied to each item, runnable remotely if `F` is a
+    /// registered task from `T` to `R` (the registry checks both types).
+    fn remote(&self) -> Option<Remote<T, R>> {
+        if P::IDENTITY {
+            Remote::for_function::<F>()
+        } else {
+            None
+        }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::marker::PhantomData;
 
+use crate::process::Remote;
+
 /// The work a chain of adapters does to one input item, composed at compile time.
 ///
 /// Every adapter of [`AutoIter`](crate::AutoIter) wraps the stage before it, the way
@@ -33,6 +35,18 @@ pub trait Stage<T>: Sync + sealed::Sealed {
     where
         I: Iterator<Item = T> + 'a,
         T: 'a;
+
+    /// Whether the stage passes items through unchanged (a fresh `par_auto()`).
+    #[doc(hidden)]
+    const IDENTITY: bool = false;
+
+    /// The registered task this whole stage applies per item, if it is exactly
+    /// `map(task)` on a fresh `par_auto()` (optionally followed by `catch_unwind()`):
+    /// only such a stage can run on worker processes.
+    #[doc(hidden)]
+    fn remote(&self) -> Option<Remote<T, Self::Out>> {
+        None
+    }
 }
 
 pub(crate) mod sealed {
@@ -60,6 +74,8 @@ impl<T> sealed::Sealed for Identity<T> {}
 impl<T: Send> Stage<T> for Identity<T> {
     type Out = T;
     type State = ();
+
+    const IDENTITY: bool = true;
 
     fn state(&self) {}
 

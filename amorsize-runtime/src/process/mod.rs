@@ -1,0 +1,67 @@
+//! The process backend: worker processes of this same executable, each running
+//! registered tasks on items it receives over a pipe.
+//!
+//! - [`registry`]: tasks marked `#[amorsize::task]`, collected at link time (`linkme`),
+//!   found by the `TypeId` of the function in the parent and by name on the wire.
+//! - [`codec`]: the one seam where values become bytes and back (bincode 2 over serde).
+//! - [`frame`]: length-prefixed, size-limited frames of the worker protocol; a malformed
+//!   or truncated frame is an error, never a crash or a hang.
+//! - [`worker`]: the worker side, entered from a load-time constructor before `main`
+//!   (or from [`crate::init`]) when the environment carries the marker.
+//! - [`pool`]: the parent side: starting workers, the handshake, a reader and a writer
+//!   thread per worker, reaping, and the pool that keeps idle workers between jobs.
+//! - [`costs`]: process start and per-chunk round trip, measured once when processes
+//!   are first considered.
+//! - [`remote`]: a job's view of its task: encode inputs, turn replies into outputs.
+//!
+//! Linux is first-class and macOS best effort (both `unix`); elsewhere the backend is
+//! excluded with a reason.
+
+pub(crate) mod codec;
+#[cfg(unix)]
+pub(crate) mod costs;
+pub(crate) mod frame;
+#[cfg(unix)]
+pub(crate) mod pool;
+pub(crate) mod registry;
+pub(crate) mod remote;
+#[cfg(unix)]
+pub(crate) mod worker;
+
+pub use remote::Remote;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The environment variable that turns a start of this executable into a worker. Its
+/// value is `<protocol>:<parent pid>:<idle timeout in ms>`.
+pub(crate) const MARKER: &str = "AMORSIZE_WORKER";
+
+/// Set in a worker process: it never starts workers itself.
+static IS_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is an amorsize worker.
+pub(crate) fn is_worker() -> bool {
+    IS_WORKER.load(Ordering::Relaxed) || std::env::var_os(MARKER).is_some()
+}
+
+/// Why this job cannot run on worker processes, if it cannot; `has_task` says whether
+/// the stage is one registered task applied per item.
+pub(crate) fn unavailable(has_task: bool) -> Option<String> {
+    if !cfg!(unix) {
+        return Some(
+            "worker processes are not supported on this platform in this version".to_string(),
+        );
+    }
+    if is_worker() {
+        return Some("this is already an amorsize worker process".to_string());
+    }
+    if !has_task {
+        return Some(
+            "the function is a closure or is not marked #[amorsize::task]; to enable \
+             processes, mark a named function `#[amorsize::task]` (serde input and output) \
+             and pass it by name: `.map(my_task)`"
+                .to_string(),
+        );
+    }
+    None
+}

@@ -1,0 +1,91 @@
+//! Measurements after the timed sample, on a few more real items whose outputs are
+//! kept and emitted in order with the sample's: the two-thread efficiency (see
+//! [`scaling`]) and, when worker processes are a candidate, what
+//! moving items through a pipe costs: encoded sizes and encode/decode times of inputs
+//! and outputs, split into the parent's side (encode inputs, decode outputs: serial)
+//! and the worker's side (decode inputs, encode outputs: parallel).
+
+use crate::iter::Stage;
+use crate::model::SampleStats;
+use crate::process::Remote;
+
+use super::scaling;
+
+/// Work each of the two threads does for the efficiency measurement, in seconds.
+pub(crate) const SCALING_TARGET_SECS: f64 = 1e-3;
+/// Most items per thread for it.
+pub(crate) const SCALING_MAX_ITEMS: usize = 4096;
+/// Only measured when the predicted rest of the job is at least this long.
+pub(crate) const SCALING_MIN_WORK_SECS: f64 = 20e-3;
+/// Most items whose encoding is measured.
+pub(crate) const WIRE_ITEMS: usize = 8;
+/// Items are pulled for the encoding measurement only while their predicted work
+/// stays under this (at least one is).
+pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
+
+/// What the extra measurements ran: outputs in order, and how many items were pulled.
+#[derive(Debug)]
+pub(crate) struct Extra<O> {
+    pub outputs: Vec<O>,
+    pub items: usize,
+    pub exhausted: bool,
+}
+
+/// Pulls a few more items from `src` (indices from `first_index`), measures with them
+/// what `stats` lacks, and runs them. `scaling`: measure the two-thread efficiency;
+/// `remote`: measure the encoding of inputs and outputs.
+pub(crate) fn measure<T, S, I>(
+    src: &mut I,
+    stage: &S,
+    st: &mut S::State,
+    first_index: usize,
+    stats: &mut SampleStats,
+    scaling: bool,
+    remote: Option<&Remote<T, S::Out>>,
+) -> Extra<S::Out>
+where
+    S: Stage<T>,
+    I: Iterator<Item = T>,
+    T: Send,
+{
+    let t = stats.mean_item_secs;
+    let work = stats
+        .remaining_items
+        .map_or(f64::INFINITY, |n| n as f64 * t);
+    let mut m = 0;
+    if scaling && t > 0.0 && work >= SCALING_MIN_WORK_SECS {
+        m = ((SCALING_TARGET_SECS / t).ceil() as usize).clamp(1, SCALING_MAX_ITEMS);
+        if let Some(n) = stats.remaining_items {
+            // Never more than a quarter of what is left.
+            m = m.min(n / 12);
+        }
+    }
+    let wire = match remote {
+        Some(_) if t > 0.0 => ((WIRE_WORK_SECS / t) as usize).clamp(1, WIRE_ITEMS),
+        Some(_) => WIRE_ITEMS,
+        None => 0,
+    };
+    let want = (3 * m).max(wire);
+    let items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
+    let pulled = items.len();
+    let exhausted = pulled < want;
+    if let Some(c) = remote.and_then(|r| r.input_cost(items.iter().take(wire).map(|(_, x)| x))) {
+        stats.in_bytes = c.bytes;
+        stats.encode_in_secs = c.encode_secs;
+        stats.decode_in_secs = c.decode_secs;
+    }
+    let (outputs, e2) = scaling::two_threads(stage, st, items, m);
+    if e2.is_some() {
+        stats.two_thread_efficiency = e2;
+    }
+    if let Some(c) = remote.and_then(|r| r.output_cost(&outputs[..outputs.len().min(wire)])) {
+        stats.out_bytes = c.bytes;
+        stats.encode_out_secs = c.encode_secs;
+        stats.decode_out_secs = c.decode_secs;
+    }
+    Extra {
+        outputs,
+        items: pulled,
+        exhausted,
+    }
+}
