@@ -25,6 +25,28 @@ pub(crate) fn process_cpu_secs() -> Option<f64> {
     }
 }
 
+/// Time the calling thread has spent runnable but waiting for a CPU, in seconds (Linux
+/// `schedstat`): on a busy machine a CPU-bound item's wall time includes it, and
+/// without subtracting it that item would look like it waits for I/O.
+pub(crate) fn thread_run_delay_secs() -> Option<f64> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        parse_run_delay(&text)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// The second field of a `schedstat` line (nanoseconds waiting on a run queue).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_run_delay(text: &str) -> Option<f64> {
+    let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns as f64 * 1e-9)
+}
+
 #[cfg(unix)]
 fn read(clock: libc::clockid_t) -> Option<f64> {
     let mut ts = libc::timespec {
@@ -40,6 +62,15 @@ fn read(clock: libc::clockid_t) -> Option<f64> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_delay_is_the_second_schedstat_field() {
+        assert_eq!(parse_run_delay("398702 615066 5\n"), Some(615066e-9));
+        assert_eq!(parse_run_delay("garbage"), None);
+        assert_eq!(parse_run_delay(""), None);
+        #[cfg(target_os = "linux")]
+        assert!(thread_run_delay_secs().is_some_and(|d| d >= 0.0));
+    }
 
     #[test]
     fn thread_clock_advances_with_work() {

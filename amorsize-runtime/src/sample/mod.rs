@@ -46,6 +46,7 @@ struct CpuMark {
     wall: Instant,
     thread: f64,
     process: Option<f64>,
+    run_delay: Option<f64>,
 }
 
 /// Samples `src` with `stage`, consuming items until the budget is spent, `max_items`
@@ -104,6 +105,7 @@ where
                 wall: Instant::now(),
                 thread,
                 process: clock::process_cpu_secs(),
+                run_delay: clock::thread_run_delay_secs(),
             });
         }
         let mean = elapsed / items as f64;
@@ -132,7 +134,11 @@ where
         ..SampleStats::default()
     };
     if let Some(mark) = cpu_mark {
-        let wall = mark.wall.elapsed().as_secs_f64();
+        let mut wall = mark.wall.elapsed().as_secs_f64();
+        // Time spent waiting for a CPU (a busy machine) is neither work nor I/O.
+        if let (Some(d0), Some(d1)) = (mark.run_delay, clock::thread_run_delay_secs()) {
+            wall -= (d1 - d0).clamp(0.0, wall);
+        }
         if let Some(thread) = clock::thread_cpu_secs() {
             let thread_d = thread - mark.thread;
             if wall > 0.0 {
