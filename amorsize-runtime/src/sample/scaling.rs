@@ -117,11 +117,13 @@ mod tests {
             spin(Duration::from_micros(300));
             x * 2
         });
-        let items: Vec<(usize, u32)> = (0..12u32).map(|x| (x as usize, x)).collect();
-        let (out, e2) = two_threads(&stage, &mut (), items, 4);
-        assert_eq!(out, (0..12).map(|x| x * 2).collect::<Vec<_>>());
+        let items: Vec<(usize, u32)> = (0..24u32).map(|x| (x as usize, x)).collect();
+        let (out, e2) = two_threads(&stage, &mut (), items, 8);
+        assert_eq!(out, (0..24).map(|x| x * 2).collect::<Vec<_>>());
         let e2 = e2.expect("measured");
-        assert!(e2 < 0.75, "a global lock halves throughput: e2 = {e2}");
+        // Ideally 0.5; other tests running beside this one add noise, and the model
+        // calls anything below 0.8 "does not scale".
+        assert!(e2 < 0.8, "a global lock halves throughput: e2 = {e2}");
         let _ = Identity::<u32>::new();
     }
 
