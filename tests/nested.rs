@@ -182,3 +182,27 @@ fn many_threads_calling_at_once_share_pools_and_cache() {
         assert_eq!(r, (0..2000u64).map(|x| x + t as u64).sum::<u64>());
     }
 }
+
+/// An item that uses rayon itself while amorsize runs items on rayon: a pool thread
+/// waiting inside the item's `join` may pick up amorsize's own queued work, which must
+/// therefore never block (this deadlocked when chunk workers waited on a channel).
+#[test]
+fn items_that_use_rayon_themselves_do_not_deadlock_any_backend() {
+    for b in [Backend::Rayon, Backend::Threads, Backend::Serial] {
+        for _ in 0..5 {
+            let total = watchdog(30, move || {
+                (0..1000u64)
+                    .par_auto()
+                    .backend(b)
+                    .max_workers(4)
+                    .chunk_size(1)
+                    .map(|i| (0..2000u64).into_par_iter().map(|k| k ^ i).sum::<u64>())
+                    .sum::<u64>()
+            });
+            let want: u64 = (0..1000u64)
+                .map(|i| (0..2000u64).map(|k| k ^ i).sum::<u64>())
+                .sum();
+            assert_eq!(total, want, "{b:?}");
+        }
+    }
+}

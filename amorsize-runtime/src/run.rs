@@ -379,16 +379,26 @@ where
             let stop = AtomicBool::new(false);
             rayon::in_place_scope(|s| {
                 let chunks = Chunker::new(source, first, chunk);
-                let accs = Pipeline::start(s, &stop, stage, fold, chunks, workers, progress);
+                // Two chunks per worker in flight, so none waits for the next; the
+                // pool's own size bounds how many run at once.
+                let window = 2 * workers;
+                let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
                 fin.chunks(fold, prefix, accs)
             })
         }
         Backend::Threads => match exec::threads_pool(workers) {
             Ok(pool) => {
                 let stop = AtomicBool::new(false);
+                // A pool grown by an earlier plan may have more threads than this plan
+                // wants: then the window is what keeps `workers` items running at once.
+                let window = if pool.current_num_threads() > workers {
+                    workers
+                } else {
+                    2 * workers
+                };
                 pool.in_place_scope(|s| {
                     let chunks = Chunker::new(source, first, chunk);
-                    let accs = Pipeline::start(s, &stop, stage, fold, chunks, workers, progress);
+                    let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
                     fin.chunks(fold, prefix, accs)
                 })
             }

@@ -42,14 +42,6 @@ impl<T: Send> ChunkFold<T> for Keep {
     }
 }
 
-/// One chunk of consecutive items: its position in the job and the input index of
-/// its first item.
-pub(crate) struct Job<T> {
-    pub seq: u64,
-    pub first: usize,
-    pub items: Vec<T>,
-}
-
 /// Cuts a source into chunks of consecutive items, counting input indices.
 pub(crate) struct Chunker<Src> {
     src: Src,

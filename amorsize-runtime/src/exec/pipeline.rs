@@ -1,5 +1,11 @@
-//! The pipelined executor: long-lived worker tasks in a rayon scope, fed through a
-//! channel by the caller's thread, results reassembled in order.
+//! The pipelined executor: the caller's thread pulls chunks and spawns one task per
+//! chunk into a rayon scope; results come back through a channel and are reassembled
+//! in order.
+//!
+//! Tasks never block: a task that waited for the caller (a long-lived worker loop
+//! reading a channel) could be stolen by a pool thread that is itself waiting inside a
+//! user's nested rayon call, and the two would wait for each other. A chunk task only
+//! runs its chunk and sends the result.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -8,129 +14,133 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::{ChunkFold, Chunker, Job};
+use super::{ChunkFold, Chunker};
 use crate::iter::Stage;
 use crate::progress::Progress;
 
 /// A chunk's position, its number of input items, and its result (or panic).
 type Outcome<A> = (u64, usize, thread::Result<A>);
 
-/// An iterator over the partial results of each chunk, in input order, while `workers`
-/// tasks process chunks in a rayon scope.
+/// An iterator over the partial results of each chunk, in input order, while chunk
+/// tasks run in a rayon scope; at most `window` chunks are in flight.
 ///
-/// Dropping it (the consumer stopped early, or is unwinding) stops the workers: queued
-/// chunks are skipped, and the scope that spawned them waits for the running ones.
-pub(crate) struct Pipeline<'a, T, A, Src> {
+/// Dropping it (the consumer stopped early, or is unwinding) stops the job: chunks not
+/// yet started are skipped, and the scope that spawned them waits for the running ones.
+pub(crate) struct Pipeline<'s, 'a, S, K, T, Src>
+where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+{
+    scope: &'s rayon::Scope<'a>,
+    stage: &'a S,
+    fold: &'a K,
     src: Chunker<Src>,
     window: u64,
     next_send: u64,
     next_emit: u64,
     done: bool,
-    pending: BTreeMap<u64, A>,
-    jobs: Option<Sender<Job<T>>>,
-    results: Receiver<Outcome<A>>,
+    pending: BTreeMap<u64, K::Acc>,
+    sender: Sender<Outcome<K::Acc>>,
+    results: Receiver<Outcome<K::Acc>>,
     stop: &'a AtomicBool,
     progress: &'a Progress,
 }
 
-impl<'a, T, A, Src> Pipeline<'a, T, A, Src>
+impl<'s, 'a, S, K, T, Src> Pipeline<'s, 'a, S, K, T, Src>
 where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
     T: Send + 'a,
-    A: Send + 'a,
+    K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    /// Starts `workers` worker tasks in `scope`, each with its own stage state.
-    pub(crate) fn start<S, K>(
-        scope: &rayon::Scope<'a>,
+    /// A pipeline over `src` with at most `window` chunks in flight in `scope`.
+    pub(crate) fn start(
+        scope: &'s rayon::Scope<'a>,
         stop: &'a AtomicBool,
         stage: &'a S,
         fold: &'a K,
         src: Chunker<Src>,
-        workers: usize,
+        window: usize,
         progress: &'a Progress,
-    ) -> Self
-    where
-        S: Stage<T>,
-        K: ChunkFold<S::Out, Acc = A>,
-    {
-        let (job_tx, job_rx) = unbounded::<Job<T>>();
-        let (res_tx, res_rx) = unbounded::<Outcome<A>>();
-        for _ in 0..workers.max(1) {
-            let jobs = job_rx.clone();
-            let results = res_tx.clone();
-            scope.spawn(move |_| work(stage, fold, &jobs, &results, stop));
-        }
+    ) -> Self {
+        let (sender, results) = unbounded();
         Pipeline {
+            scope,
+            stage,
+            fold,
             src,
-            window: 2 * workers.max(1) as u64,
+            window: window.max(1) as u64,
             next_send: 0,
             next_emit: 0,
             done: false,
             pending: BTreeMap::new(),
-            jobs: Some(job_tx),
-            results: res_rx,
+            sender,
+            results,
             stop,
             progress,
         }
     }
 
-    /// Sends chunks until the window is full or the source ends.
+    /// Spawns chunk tasks until the window is full or the source ends.
     fn fill(&mut self) {
         while !self.done && self.next_send - self.next_emit < self.window {
-            let seq = self.next_send;
-            let sent = self.src.next_chunk().is_some_and(|(first, items)| {
-                self.jobs
-                    .as_ref()
-                    .is_some_and(|tx| tx.send(Job { seq, first, items }).is_ok())
-            });
-            if sent {
-                self.next_send += 1;
-            } else {
+            let Some((first, items)) = self.src.next_chunk() else {
                 self.done = true;
-                self.jobs = None;
-            }
+                break;
+            };
+            let seq = self.next_send;
+            self.next_send += 1;
+            let (stage, fold, stop) = (self.stage, self.fold, self.stop);
+            let sender = self.sender.clone();
+            self.scope
+                .spawn(move |_| run_chunk(stage, fold, stop, &sender, seq, first, items));
         }
     }
 }
 
-/// A worker task: process chunks until the channel closes; skip them once stopped.
-fn work<T, S, K>(
+/// One chunk task: runs the chunk with a fresh stage state (skipped once the job has
+/// stopped) and sends the result, or the panic, back.
+fn run_chunk<T, S, K>(
     stage: &S,
     fold: &K,
-    jobs: &Receiver<Job<T>>,
-    results: &Sender<Outcome<K::Acc>>,
     stop: &AtomicBool,
+    sender: &Sender<Outcome<K::Acc>>,
+    seq: u64,
+    first: usize,
+    items: Vec<T>,
 ) where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    let mut st = stage.state();
-    while let Ok(job) = jobs.recv() {
-        if stop.load(Ordering::Relaxed) {
-            continue;
-        }
-        let n = job.items.len();
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            fold.fold(stage.serial(&mut st, job.first, job.items.into_iter()))
-        }));
-        if r.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        if results.send((job.seq, n, r)).is_err() {
-            break;
-        }
+    // Only a dropped pipeline or a panic sets `stop`; in both cases nobody waits for
+    // the skipped chunk (the panic's own result is on its way).
+    if stop.load(Ordering::Relaxed) {
+        return;
     }
+    let n = items.len();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let mut st = stage.state();
+        fold.fold(stage.serial(&mut st, first, items.into_iter()))
+    }));
+    if r.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    // The receiver is gone only when the consumer stopped early.
+    let _ = sender.send((seq, n, r));
 }
 
-impl<'a, T, A, Src> Iterator for Pipeline<'a, T, A, Src>
+impl<'a, S, K, T, Src> Iterator for Pipeline<'_, 'a, S, K, T, Src>
 where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
     T: Send + 'a,
-    A: Send + 'a,
+    K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    type Item = A;
+    type Item = K::Acc;
 
-    fn next(&mut self) -> Option<A> {
+    fn next(&mut self) -> Option<K::Acc> {
         loop {
             if let Some(a) = self.pending.remove(&self.next_emit) {
                 self.next_emit += 1;
@@ -151,17 +161,19 @@ where
                     self.stop.store(true, Ordering::Relaxed);
                     resume_unwind(payload)
                 }
-                // Every worker is gone with chunks outstanding: only possible if the
-                // pool could not run them, which is a bug, not a user error.
-                Err(_) => panic!("amorsize: worker tasks ended with chunks outstanding"),
+                // The pipeline holds a sender itself, so the channel never closes.
+                Err(_) => unreachable!("amorsize: the result channel closed"),
             }
         }
     }
 }
 
-impl<T, A, Src> Drop for Pipeline<'_, T, A, Src> {
+impl<S, K, T, Src> Drop for Pipeline<'_, '_, S, K, T, Src>
+where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+{
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.jobs = None;
     }
 }

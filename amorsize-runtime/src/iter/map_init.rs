@@ -38,8 +38,8 @@ where
     R: Send,
 {
     type Out = R;
-    /// The worker's state is made on first use, so a worker that gets no item never
-    /// calls `init`.
+    /// The user's state is made on first use, so a chunk whose items are all filtered
+    /// out before this adapter never calls `init`.
     type State = (P::State, Option<S>);
 
     fn state(&self) -> Self::State {

@@ -249,9 +249,10 @@ where
         self.with_stage(|s| Map::new(s, f))
     }
 
-    /// Applies `f` to each item with a mutable per-worker state made by `init` (a
-    /// buffer, a client, a random generator). Each worker calls `init` at most once
-    /// per job.
+    /// Applies `f` to each item with a mutable state made by `init` (a buffer, a
+    /// client, a random generator) and reused across many items: like rayon's
+    /// `map_init`, `init` runs once per chunk of items handed to a worker (and once for
+    /// the serial part), not once per item.
     ///
     /// ```
     /// use amorsize_runtime::ParAuto;
