@@ -18,6 +18,7 @@ mod chart;
 mod measure;
 mod report;
 mod rows;
+mod watchdog;
 mod work;
 
 use std::process::ExitCode;
@@ -156,6 +157,8 @@ fn main() -> ExitCode {
             start.elapsed().as_secs_f64()
         );
         results.push(measure::measure_row(&ctx, row));
+        machine.wall_secs = start.elapsed().as_secs_f64();
+        watchdog::set_partial(report::markdown(&machine, &cal, &results, None));
         measure::settle();
     }
     let latency = wanted.contains(&RowId::Latency).then(|| {

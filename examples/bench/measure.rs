@@ -7,7 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amorsize::prelude::*;
@@ -16,7 +17,7 @@ use orx_parallel::{IntoParIter, Par};
 use rayon::prelude::*;
 
 use crate::rows::{self, Calibration, Rng, RowId, RowVisitor, median};
-use crate::work;
+use crate::{watchdog, work};
 
 /// How long the benchmark may spend, per row.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +131,10 @@ pub struct PlanLog {
 impl PlanLog {
     fn record(&mut self, p: &Plan) {
         if self.text.is_none() {
-            self.text = Some(p.to_string());
+            // Without the call-site label: it is this file's one `par_auto` line.
+            let mut unlabelled = p.clone();
+            unlabelled.label = None;
+            self.text = Some(unlabelled.to_string());
         }
         let info = PlanInfo::of(p);
         match self.seen.iter_mut().find(|(i, _)| i.same_choice(&info)) {
@@ -204,16 +208,20 @@ pub struct RowResult {
     pub rayon: Stat,
     pub orx: Stat,
     pub pinned: Stat,
-    pub best_pin: Pin,
+    /// The best point of the pinned grid, if the grid had any.
+    pub best_pin: Option<Pin>,
     /// Median of the best point in screening (before its fresh re-measurement).
     pub pinned_screened: f64,
-    pub grid_points: usize,
+    /// What the grid held.
+    pub grid_note: String,
     /// Why the grid has no Processes points, when it has none.
     pub processes_note: Option<String>,
     pub warm: Stat,
     pub warm_plans: PlanLog,
     pub cold: Stat,
     pub cold_runs: Vec<Cold>,
+    /// Cold subprocesses killed for running past the hang limit.
+    pub cold_hung: usize,
 }
 
 impl RowResult {
@@ -226,6 +234,7 @@ impl RowResult {
             ("pinned", self.pinned.median),
         ]
         .into_iter()
+        .filter(|c| c.1.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap_or(("serial", self.serial.median))
     }
@@ -295,12 +304,27 @@ enum Col {
     Cold,
 }
 
+impl fmt::Display for Col {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Col::Serial => f.write_str("serial"),
+            Col::Rayon => f.write_str("rayon par_iter"),
+            Col::Orx => f.write_str("orx-parallel"),
+            Col::Pinned(pin) => write!(f, "pinned {pin}"),
+            Col::Warm => f.write_str("par_auto warm"),
+            Col::Cold => f.write_str("par_auto cold"),
+        }
+    }
+}
+
 struct Runner<'a, T, F> {
     ctx: &'a Ctx,
     row: RowId,
     input: Vec<T>,
     f: F,
     reference: Vec<u64>,
+    /// Seconds after which a column run counts as hung.
+    limit: f64,
     warm_plans: RefCell<PlanLog>,
     rng: Rng,
 }
@@ -313,6 +337,7 @@ where
     /// Runs one column on a fresh copy of the input (copied before the clock starts)
     /// and returns its wall time and output.
     fn run(&self, col: Col) -> (f64, Vec<u64>) {
+        let _watch = watchdog::guard(|| format!("row {}, column {col}", self.row), self.limit);
         let data = self.input.clone();
         let f = self.f;
         let t = Instant::now();
@@ -333,21 +358,21 @@ where
         let (secs, out) = self.run(col);
         assert!(
             out == self.reference,
-            "{}: column {col:?} computed a different result than serial",
+            "{}: column {col} computed a different result than serial",
             self.row
         );
         secs
     }
 
-    fn cold(&self) -> Cold {
-        let cold = cold_subprocess(self.ctx, self.row);
+    fn cold(&self) -> Option<Cold> {
+        let cold = cold_subprocess(self.ctx, self.row, self.limit)?;
         assert_eq!(
             cold.digest,
             digest(&self.reference),
             "{}: par_auto cold computed a different result than serial",
             self.row
         );
-        cold
+        Some(cold)
     }
 
     fn shuffle<X>(&mut self, v: &mut [X]) {
@@ -380,10 +405,16 @@ where
     }
 
     /// Screens the pinned grid: every point once (and again while the budget allows),
-    /// then the three best a few more times, all interleaved. Returns the best point,
-    /// its screening median, and the number of points.
-    fn screen(&mut self, processes: bool) -> (Pin, f64, usize) {
-        let points = grid(self.input.len(), self.ctx.cpus, processes);
+    /// then the three best a few more times, all interleaved. Returns the best point and
+    /// its screening median, if the grid has any point.
+    fn screen(&mut self, processes: bool) -> Option<(Pin, f64)> {
+        let mut points = grid(self.input.len(), self.ctx.cpus, processes);
+        if self.row == RowId::Nested && !NESTED_POOL_PINS {
+            points.retain(|p| !matches!(p.backend, Backend::Rayon | Backend::Threads));
+        }
+        if points.is_empty() {
+            return None;
+        }
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); points.len()];
         let budget = self.ctx.budget.screen_secs;
         let mut order: Vec<usize> = (0..points.len()).collect();
@@ -416,9 +447,18 @@ where
             .copied()
             .min_by(|&a, &b| median(times[a].clone()).total_cmp(&median(times[b].clone())))
             .unwrap_or(0);
-        (points[best], median(times[best].clone()), points.len())
+        Some((points[best], median(times[best].clone())))
     }
 }
+
+/// Whether the nested row's pinned grid includes Rayon and Threads points.
+///
+/// They hang: the runtime's pipeline workers are rayon tasks that block on a channel,
+/// and when an item's own `par_iter` waits in a join it steals and runs a queued
+/// pipeline worker, which then blocks for chunks the caller will send only after the
+/// stalled chunk's result, which never comes (seen with `rayon x4`; any queued worker
+/// can be stolen). Set to `true` once the executor no longer blocks inside rayon tasks.
+pub const NESTED_POOL_PINS: bool = false;
 
 /// The hand-pinned grid: Rayon with 1x and 2x the CPUs, Threads with 1x, 8x and 64x
 /// (capped at the item count), Processes (when available) with 1x and 2x; each with
@@ -451,6 +491,23 @@ fn grid(n: usize, cpus: usize, processes: bool) -> Vec<Pin> {
     out
 }
 
+fn grid_note(row: RowId, processes: &Result<(), String>) -> String {
+    let mut note = String::from("Rayon x1,2 CPUs, Threads x1,8,64 CPUs; chunks 1/64, 1/8, 1 of a share");
+    if row == RowId::Nested && !NESTED_POOL_PINS {
+        note = "Rayon and Threads points left out: they hang when the item uses rayon \
+                (measure::NESTED_POOL_PINS)"
+            .into();
+    }
+    match processes {
+        Ok(()) => note.push_str("; Processes x1,2 CPUs"),
+        Err(why) => {
+            note.push_str("; no Processes: ");
+            note.push_str(why);
+        }
+    }
+    note
+}
+
 /// Measures one row.
 struct MatrixRow<'a>(&'a Ctx);
 
@@ -464,13 +521,16 @@ impl RowVisitor for MatrixRow<'_> {
     {
         let ctx = self.0;
         let items = input.len();
+        let t = Instant::now();
         let reference: Vec<u64> = input.iter().cloned().map(f).collect();
+        let limit = hang_limit(t.elapsed().as_secs_f64());
         let mut r = Runner {
             ctx,
             row,
             input,
             f,
             reference,
+            limit,
             warm_plans: RefCell::new(PlanLog::default()),
             rng: Rng(ctx.seed ^ (row as u64).wrapping_mul(0x9e37)),
         };
@@ -489,16 +549,20 @@ impl RowVisitor for MatrixRow<'_> {
         );
 
         let processes = r.processes_available();
-        let (best_pin, pinned_screened, grid_points) = r.screen(processes.is_ok());
-        eprintln!(
-            "  {row}: best of {grid_points} pinned points: {best_pin} ({:.3} ms)",
-            pinned_screened * 1e3
-        );
-        round += pinned_screened;
+        let grid_note = grid_note(row, &processes);
+        let screened = r.screen(processes.is_ok());
+        match screened {
+            Some((pin, secs)) => {
+                eprintln!("  {row}: best pinned point: {pin} ({:.3} ms)", secs * 1e3);
+                round += secs;
+            }
+            None => eprintln!("  {row}: no pinned point to run ({grid_note})"),
+        }
 
         // One cold run now, to know what it costs (it also counts as a sample).
         let t = Instant::now();
-        let mut cold_runs = vec![r.cold()];
+        let mut cold_runs: Vec<Cold> = r.cold().into_iter().collect();
+        let mut cold_hung = usize::from(cold_runs.is_empty());
         let cold_cost = t.elapsed().as_secs_f64();
 
         let b = ctx.budget;
@@ -511,16 +575,11 @@ impl RowVisitor for MatrixRow<'_> {
             cold_cost
         );
 
-        let mut times: Vec<(Col, Vec<f64>)> = [
-            Col::Serial,
-            Col::Rayon,
-            Col::Orx,
-            Col::Pinned(best_pin),
-            Col::Warm,
-        ]
-        .into_iter()
-        .map(|c| (c, Vec::with_capacity(reps)))
-        .collect();
+        let mut times: Vec<(Col, Vec<f64>)> = [Col::Serial, Col::Rayon, Col::Orx, Col::Warm]
+            .into_iter()
+            .chain(screened.map(|(pin, _)| Col::Pinned(pin)))
+            .map(|c| (c, Vec::with_capacity(reps)))
+            .collect();
         for rep in 0..reps {
             let mut cols: Vec<Col> = times.iter().map(|(c, _)| *c).collect();
             if rep < colds_left {
@@ -529,7 +588,10 @@ impl RowVisitor for MatrixRow<'_> {
             r.shuffle(&mut cols);
             for col in cols {
                 if col == Col::Cold {
-                    cold_runs.push(r.cold());
+                    match r.cold() {
+                        Some(c) => cold_runs.push(c),
+                        None => cold_hung += 1,
+                    }
                 } else {
                     let secs = r.run(col).0;
                     if let Some((_, v)) = times.iter_mut().find(|(c, _)| *c == col) {
@@ -538,7 +600,7 @@ impl RowVisitor for MatrixRow<'_> {
                 }
             }
         }
-        let stat = |i: usize| Stat::of(&times[i].1);
+        let stat = |i: usize| times.get(i).map_or_else(Stat::default, |t| Stat::of(&t.1));
         let cold_secs: Vec<f64> = cold_runs.iter().map(|c| c.secs).collect();
         RowResult {
             row,
@@ -547,15 +609,16 @@ impl RowVisitor for MatrixRow<'_> {
             serial: stat(0),
             rayon: stat(1),
             orx: stat(2),
-            pinned: stat(3),
-            best_pin,
-            pinned_screened,
-            grid_points,
+            warm: stat(3),
+            pinned: stat(4),
+            best_pin: screened.map(|(pin, _)| pin),
+            pinned_screened: screened.map_or(f64::NAN, |(_, secs)| secs),
+            grid_note,
             processes_note: processes.err(),
-            warm: stat(4),
             warm_plans: r.warm_plans.into_inner(),
             cold: Stat::of(&cold_secs),
             cold_runs,
+            cold_hung,
         }
     }
 }
@@ -567,27 +630,55 @@ pub fn measure_row(ctx: &Ctx, row: RowId) -> RowResult {
 
 // ---- cold subprocesses -----------------------------------------------------------------
 
-/// Runs `bench --cold ROW` and parses its report.
-pub fn cold_subprocess(ctx: &Ctx, row: RowId) -> Cold {
+/// Seconds after which a column run of a row whose serial run took `serial_secs` counts
+/// as hung.
+fn hang_limit(serial_secs: f64) -> f64 {
+    30.0 + 30.0 * serial_secs
+}
+
+/// Runs `bench --cold ROW` and parses its report; `None` if it ran past `limit` seconds
+/// (it is killed).
+pub fn cold_subprocess(ctx: &Ctx, row: RowId, limit: f64) -> Option<Cold> {
     let exe = std::env::current_exe().expect("the path of this benchmark binary");
     let mut cmd = Command::new(exe);
     cmd.arg("--cold").arg(row.name()).arg("--cal").arg(ctx.cal.to_arg());
     if ctx.budget.quick {
         cmd.arg("--quick");
     }
-    let out = cmd.output().expect("start a cold subprocess of this binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The report is one short line, so a full pipe cannot block the child; its stderr
+    // (e.g. AMORSIZE_LOG output) goes straight to ours.
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start a cold subprocess of this binary");
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait().expect("wait for the cold subprocess") {
+            Some(status) => break status,
+            None if start.elapsed().as_secs_f64() > limit => {
+                eprintln!("bench: HUNG: cold subprocess for {row} ran past {limit:.0} s; killed");
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout)
+            .expect("read the cold subprocess's report");
+    }
     assert!(
-        out.status.success(),
-        "cold subprocess for {row} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "cold subprocess for {row} failed ({status}):\n{stdout}"
     );
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix(COLD_PREFIX))
         .unwrap_or_else(|| panic!("cold subprocess for {row} printed no report:\n{stdout}"));
-    parse_cold(line).unwrap_or_else(|| panic!("unreadable cold report for {row}: {line}"))
+    Some(parse_cold(line).unwrap_or_else(|| panic!("unreadable cold report for {row}: {line}")))
 }
 
 const COLD_PREFIX: &str = "amorsize-bench-cold ";
@@ -707,7 +798,9 @@ impl RowVisitor for LatencyRow<'_> {
             rayon: Vec::new(),
         };
         // The first in-process call makes the warm plan.
+        let t = Instant::now();
         auto_call(input.clone(), f, &log);
+        let limit = hang_limit(t.elapsed().as_secs_f64());
         let mut rng = Rng(ctx.seed ^ 0x1a7);
         let mut cols: Vec<u8> = vec![0, 1, 2, 3];
         for rep in 0..reps {
@@ -717,12 +810,14 @@ impl RowVisitor for LatencyRow<'_> {
             for &c in &cols {
                 if c == 3 {
                     if rep < ctx.budget.cold_reps {
-                        let cold = cold_subprocess(ctx, row);
-                        lat.cold.push(cold.first_parallel);
-                        lat.cold_plan.get_or_insert(cold.text);
+                        if let Some(cold) = cold_subprocess(ctx, row, limit) {
+                            lat.cold.push(cold.first_parallel);
+                            lat.cold_plan.get_or_insert(cold.text);
+                        }
                     }
                     continue;
                 }
+                let _watch = watchdog::guard(|| format!("latency row, column {c}"), limit);
                 let data = input.clone();
                 let start = work::latency_start();
                 let out: Vec<u64> = match c {

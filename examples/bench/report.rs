@@ -240,7 +240,7 @@ pub fn markdown(
             x(q.rayon),
             x(q.orx),
             x(q.pinned),
-            r.best_pin,
+            r.best_pin.map_or_else(|| "none".into(), |p| p.to_string()),
             x(q.cold),
             x(q.warm),
             q.warm_vs_best,
@@ -310,12 +310,14 @@ pub fn markdown(
                 secs(c.plan.sample_secs)
             );
         }
-        let _ = writeln!(
-            w,
-            "  - pinned grid: {} points; Processes: {}",
-            r.grid_points,
-            r.processes_note.as_deref().unwrap_or("included")
-        );
+        let _ = writeln!(w, "  - pinned grid: {}", r.grid_note);
+        if r.cold_hung > 0 {
+            let _ = writeln!(
+                w,
+                "  - **{} cold subprocess(es) hung** and were killed",
+                r.cold_hung
+            );
+        }
     }
 
     if let Some(l) = latency {
