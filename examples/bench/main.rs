@@ -142,12 +142,9 @@ fn main() -> ExitCode {
         cpus: machine.cpus,
         seed,
     };
-    let wanted = args.rows.unwrap_or_else(|| {
-        RowId::MATRIX
-            .into_iter()
-            .chain([RowId::Latency])
-            .collect()
-    });
+    let wanted = args
+        .rows
+        .unwrap_or_else(|| RowId::MATRIX.into_iter().chain([RowId::Latency]).collect());
     let mut results = Vec::new();
     for &row in wanted.iter().filter(|r| **r != RowId::Latency) {
         eprintln!(

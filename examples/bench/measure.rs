@@ -153,7 +153,7 @@ impl PlanLog {
 }
 
 /// Median, quartiles and count of one column's times, in seconds.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Stat {
     pub median: f64,
     pub q1: f64,
@@ -492,7 +492,8 @@ fn grid(n: usize, cpus: usize, processes: bool) -> Vec<Pin> {
 }
 
 fn grid_note(row: RowId, processes: &Result<(), String>) -> String {
-    let mut note = String::from("Rayon x1,2 CPUs, Threads x1,8,64 CPUs; chunks 1/64, 1/8, 1 of a share");
+    let mut note =
+        String::from("Rayon x1,2 CPUs, Threads x1,8,64 CPUs; chunks 1/64, 1/8, 1 of a share");
     if row == RowId::Nested && !NESTED_POOL_PINS {
         note = "Rayon and Threads points left out: they hang when the item uses rayon \
                 (measure::NESTED_POOL_PINS)"
@@ -571,8 +572,7 @@ impl RowVisitor for MatrixRow<'_> {
         let colds_left = b.cold_reps.saturating_sub(1);
         eprintln!(
             "  {row}: {reps} interleaved rounds (~{:.2} s each, cold subprocess {:.2} s)",
-            round,
-            cold_cost
+            round, cold_cost
         );
 
         let mut times: Vec<(Col, Vec<f64>)> = [Col::Serial, Col::Rayon, Col::Orx, Col::Warm]
@@ -600,7 +600,11 @@ impl RowVisitor for MatrixRow<'_> {
                 }
             }
         }
-        let stat = |i: usize| times.get(i).map_or_else(Stat::default, |t| Stat::of(&t.1));
+        let stat = |i: usize| {
+            times
+                .get(i)
+                .map_or_else(|| Stat::of(&[]), |t| Stat::of(&t.1))
+        };
         let cold_secs: Vec<f64> = cold_runs.iter().map(|c| c.secs).collect();
         RowResult {
             row,
@@ -641,7 +645,10 @@ fn hang_limit(serial_secs: f64) -> f64 {
 pub fn cold_subprocess(ctx: &Ctx, row: RowId, limit: f64) -> Option<Cold> {
     let exe = std::env::current_exe().expect("the path of this benchmark binary");
     let mut cmd = Command::new(exe);
-    cmd.arg("--cold").arg(row.name()).arg("--cal").arg(ctx.cal.to_arg());
+    cmd.arg("--cold")
+        .arg(row.name())
+        .arg("--cal")
+        .arg(ctx.cal.to_arg());
     if ctx.budget.quick {
         cmd.arg("--quick");
     }
@@ -809,11 +816,11 @@ impl RowVisitor for LatencyRow<'_> {
             }
             for &c in &cols {
                 if c == 3 {
-                    if rep < ctx.budget.cold_reps {
-                        if let Some(cold) = cold_subprocess(ctx, row, limit) {
-                            lat.cold.push(cold.first_parallel);
-                            lat.cold_plan.get_or_insert(cold.text);
-                        }
+                    if rep < ctx.budget.cold_reps
+                        && let Some(cold) = cold_subprocess(ctx, row, limit)
+                    {
+                        lat.cold.push(cold.first_parallel);
+                        lat.cold_plan.get_or_insert(cold.text);
                     }
                     continue;
                 }

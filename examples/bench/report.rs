@@ -199,11 +199,7 @@ pub fn markdown(
         } else {
             "cheap".into()
         };
-        let _ = writeln!(
-            w,
-            "| {label} | {target} | {r} | {} |",
-            secs(got * 1e-9)
-        );
+        let _ = writeln!(w, "| {label} | {target} | {r} | {} |", secs(got * 1e-9));
     }
 
     let _ = writeln!(w, "\n## Speedup over serial\n");
@@ -362,7 +358,11 @@ fn overhead(w: &mut String, l: &Latency, rows: &[RowResult]) {
     );
     let _ = writeln!(w, "| call | to first parallel item |");
     let _ = writeln!(w, "|---|---:|");
-    let _ = writeln!(w, "| `par_auto` cold (fresh process) | {} |", lat_cell(&l.cold));
+    let _ = writeln!(
+        w,
+        "| `par_auto` cold (fresh process) | {} |",
+        lat_cell(&l.cold)
+    );
     let _ = writeln!(w, "| `par_auto` warm | {} |", lat_cell(&l.warm));
     let _ = writeln!(
         w,
@@ -494,7 +494,7 @@ fn targets(w: &mut String, rows: &[RowResult]) {
         w,
         "sleep: cold ≥ 20 × serial (speedup)",
         sleep.map(|r| Ratios::of(r).cold >= 20.0),
-        sleep.map_or_else(String::new, |r| format!("{}", x(Ratios::of(r).cold))),
+        sleep.map_or_else(String::new, |r| x(Ratios::of(r).cold)),
     );
 
     let lock = find(rows, RowId::Locked);
@@ -535,7 +535,12 @@ fn targets(w: &mut String, rows: &[RowResult]) {
     let mut any = false;
     for (id, q) in &ratios {
         let err = q.predicted / q.measured - 1.0;
-        let cell = format!("{id} {}/{} ({:+.0} %)", x(q.predicted), x(q.measured), 100.0 * err);
+        let cell = format!(
+            "{id} {}/{} ({:+.0} %)",
+            x(q.predicted),
+            x(q.measured),
+            100.0 * err
+        );
         if matches!(id, RowId::Heavy | RowId::Sleep | RowId::Locked) {
             any = true;
             if err.abs() > 0.2 || !err.is_finite() {

@@ -211,7 +211,8 @@ pub fn init_latency_probe() {
 pub fn latency_item(w: Work) -> u64 {
     if FIRST_PARALLEL.load(Ordering::Relaxed) == 0 && thread::current().id() != main_thread() {
         let now = base().elapsed().as_nanos() as u64;
-        let _ = FIRST_PARALLEL.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            FIRST_PARALLEL.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
     hash_rounds(w.seed, w.rounds)
 }
