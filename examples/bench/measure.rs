@@ -222,6 +222,8 @@ pub struct RowResult {
     pub cold_runs: Vec<Cold>,
     /// Cold subprocesses killed for running past the hang limit.
     pub cold_hung: usize,
+    /// Median over rounds of (warm − serial) within the same round, in seconds.
+    pub warm_minus_serial: f64,
 }
 
 impl RowResult {
@@ -539,9 +541,16 @@ impl RowVisitor for MatrixRow<'_> {
         // Every column once, checked against serial; the first par_auto call of this
         // call site here makes the plan the warm column reuses.
         let t_warmup = r.run_checked(Col::Warm);
+        // Wall time of a round, with each column's untimed copy of the input and drop of
+        // its output (they dominate the big-items row), to pick the repetitions.
         let mut round = 0.0;
+        let mut untimed = 0.0;
         for col in [Col::Serial, Col::Rayon, Col::Orx, Col::Warm] {
-            round += r.run_checked(col);
+            let t = Instant::now();
+            let secs = r.run_checked(col);
+            let wall = t.elapsed().as_secs_f64();
+            round += wall;
+            untimed = f64::max(untimed, wall - secs);
         }
         eprintln!(
             "  {row}: checked; first par_auto call {:.3} ms, plan: {}",
@@ -555,7 +564,7 @@ impl RowVisitor for MatrixRow<'_> {
         match screened {
             Some((pin, secs)) => {
                 eprintln!("  {row}: best pinned point: {pin} ({:.3} ms)", secs * 1e3);
-                round += secs;
+                round += secs + untimed;
             }
             None => eprintln!("  {row}: no pinned point to run ({grid_note})"),
         }
@@ -600,6 +609,15 @@ impl RowVisitor for MatrixRow<'_> {
                 }
             }
         }
+        // Warm minus serial within each round (neighbours in time), so drift between
+        // rounds cancels: the cost of asking, on rows that stay serial.
+        let warm_minus_serial = median(
+            times[0]
+                .1
+                .iter()
+                .zip(&times[3].1)
+                .map(|(serial, warm)| warm - serial),
+        );
         let stat = |i: usize| {
             times
                 .get(i)
@@ -623,6 +641,7 @@ impl RowVisitor for MatrixRow<'_> {
             cold: Stat::of(&cold_secs),
             cold_runs,
             cold_hung,
+            warm_minus_serial,
         }
     }
 }
