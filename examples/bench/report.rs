@@ -507,9 +507,15 @@ fn targets(w: &mut String, rows: &[RowResult]) {
         lock.map_or_else(String::new, |r| {
             let q = Ratios::of(r);
             format!(
-                "warm {}, cold {}; Processes: {}",
+                "warm {}, cold {}; serial {}{}; Processes: {}",
                 x(q.warm),
                 x(q.cold),
+                secs(r.serial.median),
+                if r.serial.median < 0.2 {
+                    " (**below the row's 200 ms**: the machine sped up after calibration)"
+                } else {
+                    ""
+                },
                 r.processes_note.as_deref().unwrap_or("in the grid")
             )
         }),
