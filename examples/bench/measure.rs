@@ -410,10 +410,7 @@ where
     /// then the three best a few more times, all interleaved. Returns the best point and
     /// its screening median, if the grid has any point.
     fn screen(&mut self, processes: bool) -> Option<(Pin, f64)> {
-        let mut points = grid(self.input.len(), self.ctx.cpus, processes);
-        if self.row == RowId::Nested && !NESTED_POOL_PINS {
-            points.retain(|p| !matches!(p.backend, Backend::Rayon | Backend::Threads));
-        }
+        let points = grid(self.input.len(), self.ctx.cpus, processes);
         if points.is_empty() {
             return None;
         }
@@ -453,15 +450,6 @@ where
     }
 }
 
-/// Whether the nested row's pinned grid includes Rayon and Threads points.
-///
-/// They hang: the runtime's pipeline workers are rayon tasks that block on a channel,
-/// and when an item's own `par_iter` waits in a join it steals and runs a queued
-/// pipeline worker, which then blocks for chunks the caller will send only after the
-/// stalled chunk's result, which never comes (seen with `rayon x4`; any queued worker
-/// can be stolen). Set to `true` once the executor no longer blocks inside rayon tasks.
-pub const NESTED_POOL_PINS: bool = false;
-
 /// The hand-pinned grid: Rayon with 1x and 2x the CPUs, Threads with 1x, 8x and 64x
 /// (capped at the item count), Processes (when available) with 1x and 2x; each with
 /// chunks of 1/64, 1/8 and all of a worker's share.
@@ -493,14 +481,9 @@ fn grid(n: usize, cpus: usize, processes: bool) -> Vec<Pin> {
     out
 }
 
-fn grid_note(row: RowId, processes: &Result<(), String>) -> String {
+fn grid_note(processes: &Result<(), String>) -> String {
     let mut note =
         String::from("Rayon x1,2 CPUs, Threads x1,8,64 CPUs; chunks 1/64, 1/8, 1 of a share");
-    if row == RowId::Nested && !NESTED_POOL_PINS {
-        note = "Rayon and Threads points left out: they hang when the item uses rayon \
-                (measure::NESTED_POOL_PINS)"
-            .into();
-    }
     match processes {
         Ok(()) => note.push_str("; Processes x1,2 CPUs"),
         Err(why) => {
@@ -559,7 +542,7 @@ impl RowVisitor for MatrixRow<'_> {
         );
 
         let processes = r.processes_available();
-        let grid_note = grid_note(row, &processes);
+        let grid_note = grid_note(&processes);
         let screened = r.screen(processes.is_ok());
         match screened {
             Some((pin, secs)) => {

@@ -19,14 +19,12 @@ use serde::{Deserialize, Serialize};
 
 /// Whether the hand-pinned grid includes `Backend::Processes` points.
 ///
-/// Processes can only run a function marked `#[amorsize::task]`. To turn the Processes
-/// column on once that backend has merged: put `#[amorsize::task]` on the item
-/// functions of this file that carry the "Process task" heading in their docs
-/// ([`tiny_item`] … [`nested_item`]), and set this to `true`. Each row still checks,
-/// with a two-item pinned call, that the plan it gets really is `processes` before its
-/// grid includes Processes points, so a function left unmarked only drops that row's
-/// points (and says so) instead of timing a fallback.
-pub const PROCESSES: bool = false;
+/// Processes can only run a function marked `#[amorsize::task]`, as the item functions
+/// of this file are. Each row still checks, with a two-item pinned call, that the plan
+/// it gets really is `processes` before its grid includes Processes points, so a
+/// function left unmarked only drops that row's points (and says so) instead of timing
+/// a fallback.
+pub const PROCESSES: bool = true;
 
 /// One CPU-bound item: a seed and how many hash rounds to run on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,35 +101,40 @@ pub const LOCKED_PERCENT: u32 = 90;
 
 /// Tiny row: about 20 ns of hashing.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn tiny_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
 /// Many-cheap row: about 50 ns of hashing.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn cheap_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
 /// Heavy-uniform row: about 100 µs of hashing.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn heavy_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
 /// Skewed row: log-normally distributed hashing rounds.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn skewed_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
 /// Sleep row: waits, then mixes the seed.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn sleep_item(w: Wait) -> u64 {
     thread::sleep(Duration::from_micros(u64::from(w.micros)));
     mix(w.seed)
@@ -139,7 +142,8 @@ pub fn sleep_item(w: Wait) -> u64 {
 
 /// Mixed row: half the items compute, half wait.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn mixed_item(m: Mixed) -> u64 {
     match m {
         Mixed::Cpu(w) => hash_rounds(w.seed, w.rounds),
@@ -153,7 +157,8 @@ pub fn mixed_item(m: Mixed) -> u64 {
 /// Lock-bound row: [`LOCKED_PERCENT`] % of the rounds run while holding one global
 /// mutex, so threads cannot scale it; processes (each with its own mutex) can.
 ///
-/// Process task: this is the row that needs `#[amorsize::task]` most.
+/// A process task: the row that needs processes most.
+#[amorsize::task]
 pub fn locked_item(w: Work) -> u64 {
     let locked = w.rounds / 100 * LOCKED_PERCENT;
     let before = hash_rounds(w.seed, w.rounds - locked);
@@ -167,7 +172,8 @@ pub fn locked_item(w: Work) -> u64 {
 /// Big-items row: a cheap hash over a megabyte that the item owns (moving it to a
 /// worker process means encoding all of it).
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn big_item(data: Vec<u8>) -> u64 {
     hash_bytes(&data)
 }
@@ -177,7 +183,8 @@ pub const NESTED_FANOUT: u64 = 16;
 
 /// Nested row: the item itself runs [`NESTED_FANOUT`] hash chains on rayon.
 ///
-/// Process task: named, owned serde input, so it can carry `#[amorsize::task]`.
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
 pub fn nested_item(w: Work) -> u64 {
     (0..NESTED_FANOUT)
         .into_par_iter()
