@@ -89,7 +89,11 @@ impl Cost {
         };
         let processes = backend == Backend::Processes;
         let (serial_io, worker_io, base_bytes) = if processes {
-            (work.parent_io, work.worker_io, PROCESS_BASE_BYTES)
+            (
+                work.parent_io + o.process_item_secs,
+                work.worker_io,
+                PROCESS_BASE_BYTES,
+            )
         } else {
             (0.0, 0.0, 0.0)
         };

@@ -134,6 +134,8 @@ pub(super) struct Workload {
 impl Workload {
     pub fn new(s: &SampleStats, n: usize) -> Workload {
         let serial_fraction = match s.two_thread_efficiency {
+            // A measurement this close to 1 is noise, not a serial part.
+            Some(e) if e >= E2_SCALES => 0.0,
             // e2 = speedup(2) / 2 and speedup(2) = 1 / (s + (1 - s) / 2) give s = 1/e2 - 1.
             Some(e) if e > 0.0 => (1.0 / e - 1.0).clamp(0.0, 1.0),
             Some(_) => 1.0,
@@ -157,6 +159,11 @@ impl Workload {
         self.n as f64 * self.t
     }
 }
+
+/// A measured two-thread efficiency at or above this counts as perfect scaling: the
+/// measurement runs a handful of items on a possibly busy machine, and a few percent
+/// off 1 must not hand CPU-bound work to worker processes.
+pub(super) const E2_SCALES: f64 = 0.85;
 
 /// The machine as the formula reads it.
 #[derive(Clone, Debug)]
@@ -197,6 +204,7 @@ impl Machine {
         overheads.chunk_handoff_secs = fix(o.chunk_handoff_secs, d.chunk_handoff_secs);
         overheads.process_start_secs = fix(o.process_start_secs, d.process_start_secs);
         overheads.process_chunk_secs = fix(o.process_chunk_secs, d.process_chunk_secs);
+        overheads.process_item_secs = fix(o.process_item_secs, d.process_item_secs);
         Machine {
             cpus,
             rayon_threads,

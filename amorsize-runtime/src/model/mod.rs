@@ -41,9 +41,9 @@
 //! speedup    = N*t / T_b(w, c)
 //! ```
 //!
-//! - `worker_io = dec_in + enc_out` and `serial_io = enc_in + dec_out` per item, for
-//!   Processes only (0 otherwise): the parent encodes and decodes serially, the
-//!   workers in parallel.
+//! - `worker_io = dec_in + enc_out` and `serial_io = enc_in + dec_out + process_item`
+//!   per item, for Processes only (0 otherwise): the parent encodes, decodes and frames
+//!   serially, the workers decode and encode in parallel.
 //! - Each chunk hand-off `h_b` is paid twice: once by the single dispatcher
 //!   (`dispatch`) and once by the worker that takes it (the `k*h_b / min(w, P)` part of
 //!   `compute`), so chunks too small to pay for their hand-off lose even when the
@@ -99,7 +99,8 @@
 //!
 //! # Sanitised inputs
 //!
-//! NaN or negative times count as 0, `+inf` as 10^9 s, times under a picosecond as 0;
+//! A two-thread efficiency of 0.85 or more counts as 1 (measurement noise). NaN or
+//! negative times count as 0, `+inf` as 10^9 s, times under a picosecond as 0;
 //! an unknown `cpu_ratio` is 1 (CPU-bound), an unknown `process_cpu_ratio` 1; a NaN
 //! `two_thread_efficiency` is "not measured"; zero CPUs count as one; a measured
 //! overhead that is NaN or negative is replaced by its default; with too little memory

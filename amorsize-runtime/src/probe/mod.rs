@@ -101,6 +101,10 @@ pub struct Overheads {
     pub process_start_secs: f64,
     /// Send one chunk to a worker process and get its result back (framing, pipes).
     pub process_chunk_secs: f64,
+    /// Per item sent to a worker process, beyond encoding and decoding it: the parent's
+    /// share of framing one request and one reply (each reply is its own frame, so a
+    /// worker that dies loses only the item it was running).
+    pub process_item_secs: f64,
 }
 
 impl Default for Overheads {
@@ -112,6 +116,7 @@ impl Default for Overheads {
             chunk_handoff_secs: 2e-6,
             process_start_secs: 1e-3,
             process_chunk_secs: 30e-6,
+            process_item_secs: 0.7e-6,
         }
     }
 }
