@@ -530,7 +530,7 @@ mod invariants {
             cpus in cpus(),
             rayon in cpus(),
             usable in prop_oneof![Just(0u64), any::<u64>(), Just(u64::MAX)],
-            o in proptest::array::uniform5(secs()),
+            o in proptest::array::uniform6(secs()),
         ) -> MachineProfile {
             MachineProfile {
                 cpu_budget: cpus,
@@ -542,6 +542,7 @@ mod invariants {
                     chunk_handoff_secs: o[2],
                     process_start_secs: o[3],
                     process_chunk_secs: o[4],
+                    process_item_secs: o[5],
                 },
                 ..MachineProfile::default()
             }
