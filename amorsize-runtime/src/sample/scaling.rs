@@ -125,13 +125,15 @@ fn serial_indexed<T, S: Stage<T>>(
 mod tests {
     use super::*;
     use crate::iter::{AutoIter, Identity};
-    use std::time::Duration;
 
-    fn spin(d: Duration) {
-        let t = Instant::now();
-        while t.elapsed() < d {
-            std::hint::spin_loop();
+    /// A fixed amount of CPU work (not a wall-clock wait: a thread that is preempted
+    /// while spinning for a duration would do less work, and look faster).
+    fn spin(rounds: u64) -> u64 {
+        let mut x = rounds;
+        for i in 0..rounds {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
         }
+        x
     }
 
     fn stage_of<F: Fn(u32) -> u32 + Sync>(f: F) -> impl Stage<u32, Out = u32, State = ()> {
@@ -145,7 +147,7 @@ mod tests {
         static LOCK: Mutex<()> = Mutex::new(());
         let stage = stage_of(|x| {
             let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            spin(Duration::from_micros(300));
+            spin(300_000);
             x * 2
         });
         let items: Vec<(usize, u32)> = (0..24u32).map(|x| (x as usize, x)).collect();
