@@ -1,18 +1,77 @@
 //! amorsize: measure, then parallelise.
 //!
-//! Write ordinary iterator code and call `.par_auto()` on the source (or annotate the
-//! function with `#[auto_parallel]`). At run time amorsize processes the first items
-//! serially while timing them, measures what going parallel costs on this machine, and
-//! runs the rest serially, on rayon, on a blocking thread pool, or on worker processes
-//! — whichever its cost model predicts is fastest. Every item runs exactly once and
-//! results come back in input order.
+//! Write ordinary iterator code and add `.par_auto()` to the source, or annotate the
+//! function with [`#[auto_parallel]`](macro@auto_parallel). At run time amorsize
+//! processes the first items serially while timing them, measures what going parallel
+//! costs on this machine, and runs the rest serially, on rayon, on a blocking thread
+//! pool, or on worker processes: whichever its cost model predicts is fastest. Every
+//! item runs exactly once, and results come back in input order.
+//!
+//! # `par_auto()`
 //!
 //! ```
 //! use amorsize::prelude::*;
 //!
 //! let v: Vec<u64> = (0..10_000u64).par_auto().map(|x| x * x).collect();
-//! assert_eq!(v[100], 10_000);
+//! let total: u64 = v.iter().par_auto().filter(|x| *x % 2 == 0).map(|x| x / 2).sum();
+//! assert_eq!(total, (0..10_000u64).map(|x| x * x).filter(|x| x % 2 == 0).map(|x| x / 2).sum());
 //! ```
+//!
+//! # `#[auto_parallel]`
+//!
+//! ```
+//! use amorsize::prelude::*;
+//!
+//! #[auto_parallel]
+//! fn word_lengths(text: &str) -> Vec<usize> {
+//!     text.split_whitespace().map(|w| w.chars().count()).collect()
+//! }
+//!
+//! assert_eq!(word_lengths("measure then parallelise"), [7, 4, 11]);
+//! ```
+//!
+//! # `optimize`: plan first, then run
+//!
+//! ```
+//! let job = amorsize::optimize(0..10_000u64, |x| x * 2);
+//! println!("{}", job.plan()); // one line: backend, workers, chunk, estimate, reason
+//! let out: Vec<u64> = job.collect(); // the sampled results are kept
+//! assert_eq!(out.len(), 10_000);
+//! ```
+//!
+//! # Options, failures and explanations
+//!
+//! ```
+//! use amorsize::prelude::*;
+//! use amorsize::{Backend, Plan};
+//!
+//! let mut plan: Option<Plan> = None;
+//! let results: Vec<Result<u32, amorsize::Error>> = (0..100u32)
+//!     .par_auto()
+//!     .backend(Backend::Threads) // pin a choice (or max_workers, chunk_size, min_speedup)
+//!     .on_plan(|p| plan = Some(p.clone()))
+//!     .map(|x| if x == 42 { panic!("bad item") } else { x * 2 })
+//!     .catch_unwind() // a panic becomes that item's Err
+//!     .collect();
+//! assert_eq!(results[41], Ok(82));
+//! assert_eq!(results[42].as_ref().unwrap_err().index(), 42);
+//! println!("{:#}", plan.unwrap()); // the full breakdown: sample, candidates, reasons
+//! ```
+//!
+//! # Worker processes
+//!
+//! Work that does not scale on threads (it holds a global lock, or calls a library that
+//! is not thread-safe) can run on worker processes: mark a named function
+//! [`#[amorsize::task]`](macro@task) and pass it to `map` by name. See [`task`].
+//!
+//! # Controls
+//!
+//! `AMORSIZE=off` makes every job serial; `AMORSIZE_BACKEND` pins the backend of jobs
+//! that code does not pin; `AMORSIZE_MAX_WORKERS` caps every plan; `AMORSIZE_LOG=plan`
+//! (or `full`) prints every decision. The cargo feature `serial` turns the whole build
+//! serial (for final binaries only: features unify, so a library must never enable
+//! it); `tracing` (on by default) emits spans and an event per plan; `progress` adds
+//! `.progress()`.
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
