@@ -70,3 +70,41 @@ fn auto_choice_on_an_unknown_length_source_stays_lazy() {
     // The sample stops at the budget; nothing close to an endless drain happened.
     assert!(pulled.into_inner() < 1 << 20);
 }
+
+#[test]
+fn an_input_of_unknown_length_is_planned_from_an_estimate_and_fully_processed() {
+    // `lines()` has no length: the plan estimates the rest, and chunks grow if the
+    // input turns out longer than estimated.
+    let text: String = (0..200_000).map(|i| format!("{i}\n")).collect();
+    let calls = AtomicUsize::new(0);
+    let mut plan = None;
+    let got: Vec<u64> = text
+        .lines()
+        .par_auto()
+        .on_plan(|p| plan = Some(p.clone()))
+        .map(|l| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let n: u64 = l.parse().unwrap_or(0);
+            (0..200u64).fold(n, |a, k| a.wrapping_mul(31).wrapping_add(k))
+        })
+        .collect();
+    let want: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let n: u64 = l.parse().unwrap_or(0);
+            (0..200u64).fold(n, |a, k| a.wrapping_mul(31).wrapping_add(k))
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(calls.into_inner(), 200_000);
+    let plan = plan.expect("on_plan is called");
+    let estimated = plan
+        .reasons
+        .iter()
+        .any(|r| matches!(r, amorsize::Reason::LengthEstimated { .. }));
+    let ended = plan
+        .reasons
+        .iter()
+        .any(|r| matches!(r, amorsize::Reason::InputEndedInSample { .. }));
+    assert!(estimated || ended, "{plan:#}");
+}

@@ -362,6 +362,11 @@ where
     C: Finish<S::Out, K>,
 {
     let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
+    // The input's length was unknown: the model planned for an estimate.
+    let estimated = match plan.sample.remaining_items {
+        None if plan.sample.items > 0 => plan.remaining_items,
+        _ => None,
+    };
     let Rest {
         source,
         first,
@@ -371,14 +376,14 @@ where
     } = rest;
     match plan.backend {
         Backend::Rayon if context == Context::RayonWorker => {
-            let chunks = Chunker::new(source, first, chunk);
+            let chunks = Chunker::new(source, first, chunk).growing(estimated);
             let accs = Windowed::new(stage, fold, chunks, workers, progress);
             fin.chunks(fold, prefix, accs)
         }
         Backend::Rayon => {
             let stop = AtomicBool::new(false);
             rayon::in_place_scope(|s| {
-                let chunks = Chunker::new(source, first, chunk);
+                let chunks = Chunker::new(source, first, chunk).growing(estimated);
                 // Two chunks per worker in flight, so none waits for the next; the
                 // pool's own size bounds how many run at once.
                 let window = 2 * workers;
@@ -397,7 +402,7 @@ where
                     2 * workers
                 };
                 pool.in_place_scope(|s| {
-                    let chunks = Chunker::new(source, first, chunk);
+                    let chunks = Chunker::new(source, first, chunk).growing(estimated);
                     let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
                     fin.chunks(fold, prefix, accs)
                 })

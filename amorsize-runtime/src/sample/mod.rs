@@ -24,8 +24,10 @@ pub(crate) const MIN_BUDGET_SECS: f64 = 50e-6;
 pub(crate) const BUDGET_SHARE: f64 = 0.01;
 /// The sample never runs longer than this.
 pub(crate) const MAX_BUDGET_SECS: f64 = 20e-3;
-/// Budget when the input length is unknown.
-pub(crate) const UNKNOWN_LENGTH_BUDGET_SECS: f64 = 2e-3;
+/// Budget when the input length is unknown: long enough that the model's estimate of
+/// the rest ("as many again as seen") is worth planning for, short enough to matter
+/// little against an input that takes longer.
+pub(crate) const UNKNOWN_LENGTH_BUDGET_SECS: f64 = 10e-3;
 /// Most items a sample keeps (their outputs are buffered until the plan is made).
 pub(crate) const MAX_ITEMS: usize = 1 << 16;
 
@@ -161,10 +163,20 @@ where
     }
 }
 
+/// Batches shorter than this are left out of the variation: timer granularity and a
+/// single interrupt would read as a skewed workload.
+const CV_MIN_BATCH_SECS: f64 = 20e-6;
+
 /// Coefficient of variation of per-item time, estimated from batch means: a batch of
 /// `b` items has a mean whose variance is σ²/b, so σ² ≈ Σ b·(mᵢ − μ)² / (batches − 1).
-/// The first batch (cold caches, lazy initialisation) is left out.
+/// The first batch (cold caches, lazy initialisation) and batches too short to time
+/// well are left out.
 fn cv(batches: &[(usize, f64)]) -> f64 {
+    let batches: Vec<(usize, f64)> = batches
+        .iter()
+        .copied()
+        .filter(|b| b.1 >= CV_MIN_BATCH_SECS)
+        .collect();
     let n: usize = batches.iter().map(|b| b.0).sum();
     let total: f64 = batches.iter().map(|b| b.1).sum();
     if batches.len() < 2 || n == 0 || total <= 0.0 {
@@ -220,5 +232,8 @@ mod tests {
         assert_eq!(cv(&b), 0.0);
         let skew = [(1, 1.0), (2, 8.0), (4, 4.0)];
         assert!(cv(&skew) > 0.5);
+        // Batches too short to time are not evidence of skew.
+        let noisy = [(1, 1e-7), (2, 9e-6), (4, 1e-3), (8, 2e-3)];
+        assert_eq!(cv(&noisy), 0.0);
     }
 }
