@@ -119,11 +119,9 @@ mod tests {
         }
         assert_eq!(next, 10_000);
         assert_eq!(sizes[0], 10);
-        assert!(
-            sizes
-                .windows(2)
-                .all(|w| w[1] >= w[0] || w[1] < w[0] && w[1] == *sizes.last().unwrap())
-        );
+        // Sizes never shrink, except the last chunk, which takes what is left.
+        let body = &sizes[..sizes.len() - 1];
+        assert!(body.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
         assert!(*sizes.iter().max().unwrap() >= 640, "{sizes:?}");
         // Without an estimate the size never changes.
         let mut fixed = Chunker::new(0..1000u32, 0, 10);
