@@ -116,3 +116,29 @@ fn a_pinned_backend_that_cannot_run_falls_back_with_a_reason() {
     let text = format!("{plan:#}");
     assert!(text.contains("#[amorsize::task]"), "{text}");
 }
+
+#[test]
+fn the_fold_of_fold_reduce_counts_as_work() {
+    let _one = serialised();
+    if cpus() < 2 {
+        return;
+    }
+    // All the work is in the fold step (~100 us per item); the stage itself is free.
+    let mut plan: Option<Plan> = None;
+    let total = (0..3000u64)
+        .par_auto()
+        .on_plan(|p| plan = Some(p.clone()))
+        .fold_reduce(
+            || 0u64,
+            |acc, x| acc.wrapping_add(spin(40_000) ^ x),
+            |a, b| a.wrapping_add(b),
+        );
+    let want = (0..3000u64).fold(0u64, |acc, x| acc.wrapping_add(spin(40_000) ^ x));
+    assert_eq!(total, want);
+    let plan = plan.expect("on_plan is called");
+    // The sample timed the fold: ~100 us per item, not the nanoseconds of the stage,
+    // and it stopped at its budget instead of folding thousands of items serially.
+    assert!(plan.sample.mean_item_secs > 10e-6, "{plan:#}");
+    assert!(plan.sample.items < 1000, "{plan:#}");
+    assert!(plan.estimated_serial_secs > 0.1, "{plan:#}");
+}

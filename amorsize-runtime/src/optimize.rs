@@ -30,7 +30,7 @@ where
     R: Send,
 {
     let auto = AutoIter::new(items.into_iter(), Location::caller()).map(f);
-    let mut job = Job::new(auto);
+    let mut job = Job::new(auto, Keep);
     let decision = job.decide();
     Optimized {
         job,
@@ -40,7 +40,7 @@ where
 }
 
 /// The job behind [`Optimized`]: a source mapped by one function.
-type MapJob<I, F> = Job<I, Map<Identity<<I as Iterator>::Item>, F>, fn(&Plan)>;
+type MapJob<I, F> = Job<I, Map<Identity<<I as Iterator>::Item>, F>, fn(&Plan), Keep>;
 
 /// A planned job from [`optimize`]: inspect [`plan`](Optimized::plan), then run it with
 /// [`collect`](Optimized::collect) or [`for_each`](Optimized::for_each).
@@ -84,13 +84,12 @@ where
     /// Runs the rest and collects every result, in input order.
     pub fn collect<C: FromIterator<R>>(self) -> C {
         self.job
-            .run(self.decision, Keep, crate::iter::Collect::<C>::new())
+            .run(self.decision, crate::iter::Collect::<C>::new())
     }
 
     /// Runs the rest and hands every result to `g`, in input order, on the caller's
     /// thread.
     pub fn for_each<G: FnMut(R)>(self, g: G) {
-        self.job
-            .run(self.decision, Keep, crate::iter::EachOnCaller(g))
+        self.job.run(self.decision, crate::iter::EachOnCaller(g))
     }
 }

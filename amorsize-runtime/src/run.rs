@@ -38,24 +38,26 @@ where
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
 {
-    let mut job = Job::new(auto);
+    let mut job = Job::new(auto, fold);
     let plan = job.decide();
-    job.run(plan, fold, fin)
+    job.run(plan, fin)
 }
 
 /// A job between `par_auto()` and its consumer: the source, the stage, and what has
 /// been learnt so far.
-pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H> {
+pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     source: I,
     stage: S,
+    /// How workers fold a chunk's outputs (and how the sampled outputs are folded).
+    fold: K,
     options: Options,
     hook: Option<H>,
     site: Site,
     context: Context,
     /// Items pulled from the source so far (the sample).
     consumed: usize,
-    /// Outputs of the sampled items, emitted first.
-    prefix: Vec<S::Out>,
+    /// The sampled items' outputs, folded like a chunk: emitted first.
+    head: Option<K::Acc>,
     /// The stage state the sample used; the serial path keeps using it.
     state: Option<S::State>,
     /// The source ended inside the sample.
@@ -75,14 +77,15 @@ impl Decision {
     }
 }
 
-impl<I, S, H> Job<I, S, H>
+impl<I, S, H, K> Job<I, S, H, K>
 where
     I: Iterator,
     I::Item: Send,
     S: Stage<I::Item>,
     H: FnOnce(&Plan),
+    K: ChunkFold<S::Out>,
 {
-    pub(crate) fn new(auto: AutoIter<I, S, H>) -> Self {
+    pub(crate) fn new(auto: AutoIter<I, S, H>, fold: K) -> Self {
         let progress = Progress::new(
             auto.progress,
             exact_len(auto.source.size_hint()),
@@ -91,12 +94,13 @@ where
         Job {
             source: auto.source,
             stage: auto.stage,
+            fold,
             options: auto.options,
             hook: auto.hook,
             site: auto.site,
             context: exec::context(),
             consumed: 0,
-            prefix: Vec::new(),
+            head: None,
             state: None,
             exhausted: false,
             progress,
@@ -177,11 +181,18 @@ where
                 (Some(b), Some(n)) if b != Backend::Serial => n / 4,
                 _ => sample::MAX_ITEMS,
             };
-            sample::sample(&mut self.source, &self.stage, &mut state, len, max_items)
+            sample::sample(
+                &mut self.source,
+                &self.stage,
+                &mut state,
+                &self.fold,
+                len,
+                max_items,
+            )
         };
         self.progress.add(sampled.items);
         self.consumed = sampled.items;
-        self.prefix = sampled.outputs;
+        self.head = Some(sampled.head);
         self.state = Some(state);
         self.exhausted = sampled.exhausted;
         let mut stats = sampled.stats;
@@ -241,7 +252,12 @@ where
         );
         self.state = Some(state);
         self.consumed += extra.items;
-        self.prefix.extend(extra.outputs);
+        let head = self
+            .head
+            .get_or_insert_with(|| self.fold.empty(extra.outputs.len()));
+        for o in extra.outputs {
+            self.fold.push(head, o);
+        }
         stats.items += extra.items;
         stats.remaining_items = stats.remaining_items.map(|n| n.saturating_sub(extra.items));
         if extra.exhausted {
@@ -299,17 +315,17 @@ where
 
     /// Runs the rest of the job under `decision`: the sampled outputs first, then every
     /// item not yet pulled, each exactly once.
-    pub(crate) fn run<K, C>(self, decision: Decision, fold: K, fin: C) -> C::Output
+    pub(crate) fn run<C>(self, decision: Decision, fin: C) -> C::Output
     where
-        K: ChunkFold<S::Out>,
         C: Finish<S::Out, K>,
     {
         let Job {
             source,
             stage,
+            fold,
             context,
             consumed,
-            prefix,
+            head,
             state,
             exhausted,
             progress,
@@ -318,12 +334,12 @@ where
         let plan = decision.plan;
         let _span = span!("execute");
         let out = if exhausted {
-            fin.serial(&fold, prefix.into_iter())
+            fin.done(&fold, head)
         } else {
             let rest = Rest {
                 source,
                 first: consumed,
-                prefix,
+                head,
                 state,
                 progress: &progress,
             };
@@ -334,12 +350,12 @@ where
     }
 }
 /// What is left of a job after its sample.
-struct Rest<'p, I, O, St> {
+struct Rest<'p, I, A, St> {
     source: I,
     /// Input index of the first item of `source`.
     first: usize,
-    /// Outputs of the sampled items, emitted first.
-    prefix: Vec<O>,
+    /// The sampled items' outputs, folded: emitted first.
+    head: Option<A>,
     /// The sample's stage state, if there was a sample.
     state: Option<St>,
     progress: &'p Progress,
@@ -352,7 +368,7 @@ fn execute<T, I, S, K, C>(
     stage: &S,
     fold: &K,
     fin: C,
-    rest: Rest<'_, I, S::Out, S::State>,
+    rest: Rest<'_, I, K::Acc, S::State>,
 ) -> C::Output
 where
     T: Send,
@@ -370,7 +386,7 @@ where
     let Rest {
         source,
         first,
-        prefix,
+        head,
         state,
         progress,
     } = rest;
@@ -378,7 +394,7 @@ where
         Backend::Rayon if context == Context::RayonWorker => {
             let chunks = Chunker::new(source, first, chunk).growing(estimated);
             let accs = Windowed::new(stage, fold, chunks, workers, progress);
-            fin.chunks(fold, prefix, accs)
+            fin.chunks(fold, head, accs)
         }
         Backend::Rayon => {
             let stop = AtomicBool::new(false);
@@ -388,7 +404,7 @@ where
                 // pool's own size bounds how many run at once.
                 let window = 2 * workers;
                 let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
-                fin.chunks(fold, prefix, accs)
+                fin.chunks(fold, head, accs)
             })
         }
         Backend::Threads => match exec::threads_pool(workers) {
@@ -404,7 +420,7 @@ where
                 pool.in_place_scope(|s| {
                     let chunks = Chunker::new(source, first, chunk).growing(estimated);
                     let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
-                    fin.chunks(fold, prefix, accs)
+                    fin.chunks(fold, head, accs)
                 })
             }
             Err(e) => {
@@ -416,7 +432,7 @@ where
                     Rest {
                         source,
                         first,
-                        prefix,
+                        head,
                         state,
                         progress,
                     },
@@ -428,7 +444,7 @@ where
             (Some(remote), Ok(pool)) => {
                 let counted = source.inspect(|_| progress.add(1));
                 let accs = exec::Processes::new(&remote, fold, pool, (first..).zip(counted), chunk);
-                fin.chunks(fold, prefix, accs)
+                fin.chunks(fold, head, accs)
             }
             (remote, pool) => {
                 if let (Some(_), Err(e)) = (remote, pool) {
@@ -441,7 +457,7 @@ where
                     Rest {
                         source,
                         first,
-                        prefix,
+                        head,
                         state,
                         progress,
                     },
@@ -455,7 +471,7 @@ where
             Rest {
                 source,
                 first,
-                prefix,
+                head,
                 state,
                 progress,
             },
@@ -502,7 +518,7 @@ fn serial<T, I, S, K, C>(
     stage: &S,
     fold: &K,
     fin: C,
-    rest: Rest<'_, I, S::Out, S::State>,
+    rest: Rest<'_, I, K::Acc, S::State>,
 ) -> C::Output
 where
     I: Iterator<Item = T>,
@@ -513,28 +529,16 @@ where
     let Rest {
         source,
         first,
-        prefix,
+        head,
         state,
         progress,
     } = rest;
     let mut st = state.unwrap_or_else(|| stage.state());
     if progress.enabled() {
         let items = source.inspect(|_| progress.add(1));
-        fin.serial(
-            fold,
-            prefix
-                .into_iter()
-                .chain(stage.serial(&mut st, first, items)),
-        )
-    } else if prefix.is_empty() {
-        fin.serial(fold, stage.serial(&mut st, first, source))
+        fin.serial(fold, head, stage.serial(&mut st, first, items))
     } else {
-        fin.serial(
-            fold,
-            prefix
-                .into_iter()
-                .chain(stage.serial(&mut st, first, source)),
-        )
+        fin.serial(fold, head, stage.serial(&mut st, first, source))
     }
 }
 

@@ -28,6 +28,11 @@ pub(crate) trait ChunkFold<T>: Sync {
     type Acc: Send;
     /// Folds one chunk's outputs, in order.
     fn fold<I: Iterator<Item = T>>(&self, items: I) -> Self::Acc;
+    /// An empty partial result, with room for about `n` outputs where that matters.
+    fn empty(&self, n: usize) -> Self::Acc;
+    /// Folds one more output into `acc` (the sample folds as it goes, so that the
+    /// fold's own cost is timed as part of the work).
+    fn push(&self, acc: &mut Self::Acc, item: T);
 }
 
 /// Keeps a chunk's outputs as they are.
@@ -39,6 +44,15 @@ impl<T: Send> ChunkFold<T> for Keep {
 
     fn fold<I: Iterator<Item = T>>(&self, items: I) -> Vec<T> {
         items.collect()
+    }
+
+    fn empty(&self, n: usize) -> Vec<T> {
+        Vec::with_capacity(n)
+    }
+
+    #[inline]
+    fn push(&self, acc: &mut Vec<T>, item: T) {
+        acc.push(item)
     }
 }
 

@@ -11,23 +11,51 @@ pub(crate) trait Items<T> {
     fn consume<I: Iterator<Item = T>>(self, items: I) -> Self::Output;
 }
 
-/// How a job ends: from a serial stream of items, or from the sampled items followed by
+/// How a job ends. `head` is the sampled items' outputs, folded by `K` like a chunk
+/// (absent when nothing was sampled); after it come the rest of the items serially, or
 /// each chunk's partial result (folded by `K` on the workers), in order.
 pub(crate) trait Finish<T, K: ChunkFold<T>> {
     type Output;
-    fn serial<I: Iterator<Item = T>>(self, fold: &K, items: I) -> Self::Output;
-    fn chunks<I: Iterator<Item = K::Acc>>(self, fold: &K, first: Vec<T>, accs: I) -> Self::Output;
+    /// The input ended inside the sample.
+    fn done(self, fold: &K, head: Option<K::Acc>) -> Self::Output;
+    /// The rest runs serially.
+    fn serial<I: Iterator<Item = T>>(
+        self,
+        fold: &K,
+        head: Option<K::Acc>,
+        items: I,
+    ) -> Self::Output;
+    /// The rest runs in chunks.
+    fn chunks<I: Iterator<Item = K::Acc>>(
+        self,
+        fold: &K,
+        head: Option<K::Acc>,
+        accs: I,
+    ) -> Self::Output;
 }
 
 impl<T: Send, C: Items<T>> Finish<T, Keep> for C {
     type Output = C::Output;
 
-    fn serial<I: Iterator<Item = T>>(self, _: &Keep, items: I) -> C::Output {
-        self.consume(items)
+    fn done(self, _: &Keep, head: Option<Vec<T>>) -> C::Output {
+        // A `Vec` collected from its own `IntoIter` reuses the allocation.
+        self.consume(head.unwrap_or_default().into_iter())
     }
 
-    fn chunks<I: Iterator<Item = Vec<T>>>(self, _: &Keep, first: Vec<T>, accs: I) -> C::Output {
-        self.consume(first.into_iter().chain(accs.flatten()))
+    fn serial<I: Iterator<Item = T>>(self, _: &Keep, head: Option<Vec<T>>, items: I) -> C::Output {
+        match head {
+            Some(h) => self.consume(h.into_iter().chain(items)),
+            None => self.consume(items),
+        }
+    }
+
+    fn chunks<I: Iterator<Item = Vec<T>>>(
+        self,
+        _: &Keep,
+        head: Option<Vec<T>>,
+        accs: I,
+    ) -> C::Output {
+        self.consume(head.into_iter().chain(accs).flatten())
     }
 }
 
@@ -144,7 +172,8 @@ impl<T, F: FnMut(T, T) -> T> Items<T> for Reduce<F> {
     }
 }
 
-/// The per-chunk half of `fold_reduce`: folds a chunk from `identity()`.
+/// The per-chunk half of `fold_reduce`: folds a chunk from `identity()`. A partial
+/// result is `None` until the first item arrives, so an empty sample calls nothing.
 pub(crate) struct FoldReduce<ID, F> {
     identity: ID,
     fold: F,
@@ -162,10 +191,19 @@ where
     ID: Fn() -> A + Sync,
     F: Fn(A, T) -> A + Sync,
 {
-    type Acc = A;
+    type Acc = Option<A>;
 
-    fn fold<I: Iterator<Item = T>>(&self, items: I) -> A {
-        items.fold((self.identity)(), &self.fold)
+    fn fold<I: Iterator<Item = T>>(&self, items: I) -> Option<A> {
+        Some(items.fold((self.identity)(), &self.fold))
+    }
+
+    fn empty(&self, _: usize) -> Option<A> {
+        None
+    }
+
+    fn push(&self, acc: &mut Option<A>, item: T) {
+        let a = acc.take().unwrap_or_else(&self.identity);
+        *acc = Some((self.fold)(a, item));
     }
 }
 
@@ -181,19 +219,30 @@ where
 {
     type Output = A;
 
-    fn serial<I: Iterator<Item = T>>(self, fold: &FoldReduce<ID, FOLD>, items: I) -> A {
-        fold.fold(items)
+    fn done(self, fold: &FoldReduce<ID, FOLD>, head: Option<Option<A>>) -> A {
+        head.flatten().unwrap_or_else(|| (fold.identity)())
     }
 
-    fn chunks<I: Iterator<Item = A>>(
+    fn serial<I: Iterator<Item = T>>(
+        self,
+        fold: &FoldReduce<ID, FOLD>,
+        head: Option<Option<A>>,
+        items: I,
+    ) -> A {
+        // Continue the sample's fold: the serial result is one fold, as in std.
+        let start = head.flatten().unwrap_or_else(|| (fold.identity)());
+        items.fold(start, &fold.fold)
+    }
+
+    fn chunks<I: Iterator<Item = Option<A>>>(
         mut self,
         fold: &FoldReduce<ID, FOLD>,
-        first: Vec<T>,
+        head: Option<Option<A>>,
         accs: I,
     ) -> A {
-        let head = (!first.is_empty()).then(|| fold.fold(first.into_iter()));
         head.into_iter()
             .chain(accs)
+            .flatten()
             .reduce(&mut self.0)
             .unwrap_or_else(|| (fold.identity)())
     }

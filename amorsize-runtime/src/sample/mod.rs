@@ -13,6 +13,7 @@ pub(crate) mod scaling;
 
 use std::time::Instant;
 
+use crate::exec::ChunkFold;
 use crate::iter::Stage;
 use crate::model::SampleStats;
 
@@ -33,9 +34,9 @@ pub(crate) const MAX_ITEMS: usize = 1 << 16;
 
 /// What a sample produced: the kept outputs and the statistics.
 #[derive(Debug)]
-pub(crate) struct Sampled<O> {
-    /// Outputs of the sampled items, in order; they are emitted first.
-    pub outputs: Vec<O>,
+pub(crate) struct Sampled<A> {
+    /// Outputs of the sampled items, folded in order; they are emitted first.
+    pub head: A,
     /// Input items consumed.
     pub items: usize,
     /// The source ended inside the sample.
@@ -54,19 +55,21 @@ struct CpuMark {
 /// Samples `src` with `stage`, consuming items until the budget is spent, `max_items`
 /// have run, or the source ends. `total_hint` is the number of items the source is
 /// expected to yield (exact or estimated), if known.
-pub(crate) fn sample<T, S, I>(
+pub(crate) fn sample<T, S, K, I>(
     src: &mut I,
     stage: &S,
     st: &mut S::State,
+    fold: &K,
     total_hint: Option<usize>,
     max_items: usize,
-) -> Sampled<S::Out>
+) -> Sampled<K::Acc>
 where
     S: Stage<T>,
+    K: ChunkFold<S::Out>,
     I: Iterator<Item = T>,
 {
     let max_items = max_items.clamp(1, MAX_ITEMS);
-    let mut outputs = Vec::with_capacity(total_hint.unwrap_or(16).clamp(1, 1024));
+    let mut head = fold.empty(total_hint.unwrap_or(16).clamp(1, 1024));
     let start = Instant::now();
     let mut last = start;
     let mut items = 0usize;
@@ -82,7 +85,7 @@ where
         while done < batch {
             match src.next() {
                 Some(x) => {
-                    stage.apply(st, items, x, &mut |o| outputs.push(o));
+                    stage.apply(st, items, x, &mut |o| fold.push(&mut head, o));
                     items += 1;
                     done += 1;
                 }
@@ -156,7 +159,7 @@ where
         }
     }
     Sampled {
-        outputs,
+        head,
         items,
         exhausted,
         stats,
@@ -198,16 +201,17 @@ fn cv(batches: &[(usize, f64)]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::Keep;
     use crate::iter::Identity;
 
     #[test]
     fn a_short_input_ends_inside_the_sample() {
         let mut src = 0..100u32;
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), Some(100), MAX_ITEMS);
+        let s = sample(&mut src, &stage, &mut (), &Keep, Some(100), MAX_ITEMS);
         assert!(s.exhausted);
         assert_eq!(s.items, 100);
-        assert_eq!(s.outputs, (0..100).collect::<Vec<_>>());
+        assert_eq!(s.head, (0..100).collect::<Vec<_>>());
     }
 
     #[test]
@@ -215,7 +219,7 @@ mod tests {
         let mut src =
             (0..100u32).inspect(|_| std::thread::sleep(std::time::Duration::from_millis(10)));
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), Some(100), MAX_ITEMS);
+        let s = sample(&mut src, &stage, &mut (), &Keep, Some(100), MAX_ITEMS);
         assert!(!s.exhausted);
         assert_eq!(s.items, 2);
         assert!(s.stats.mean_item_secs >= 0.009);
