@@ -157,7 +157,11 @@ pub struct ChildOutput {
 /// Runs the test `name` of this very test binary in a fresh process, with `env` set and
 /// every inherited `AMORSIZE*` variable removed, and returns its output. Fails the test
 /// if the child has not finished within `secs` (the child is killed).
-pub fn run_child(name: &str, env: &[(&str, &str)], secs: u64) -> ChildOutput {
+pub fn run_child<V: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    env: &[(&str, V)],
+    secs: u64,
+) -> ChildOutput {
     use std::io::Read;
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
@@ -180,13 +184,13 @@ pub fn run_child(name: &str, env: &[(&str, &str)], secs: u64) -> ChildOutput {
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");
     let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
         s
     });
     let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
         s
     });
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -203,8 +207,8 @@ pub fn run_child(name: &str, env: &[(&str, &str)], secs: u64) -> ChildOutput {
     };
     ChildOutput {
         success: status.success(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned(),
     }
 }
 
