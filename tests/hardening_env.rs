@@ -168,7 +168,7 @@ fn near_miss_values_are_reported_or_understood() {
 fn non_unicode_garbage_is_reported_too() {
     use std::os::unix::ffi::OsStrExt;
     let bad = std::ffi::OsStr::from_bytes(b"thr\xffeads");
-    let out = run_child(
+    let out = hardening_support::run_child_os(
         "child_garbage_is_ignored",
         &[("AMORSIZE_BACKEND", bad)],
         CHILD_SECS,

@@ -157,11 +157,13 @@ pub struct ChildOutput {
 /// Runs the test `name` of this very test binary in a fresh process, with `env` set and
 /// every inherited `AMORSIZE*` variable removed, and returns its output. Fails the test
 /// if the child has not finished within `secs` (the child is killed).
-pub fn run_child<V: AsRef<std::ffi::OsStr>>(
-    name: &str,
-    env: &[(&str, V)],
-    secs: u64,
-) -> ChildOutput {
+pub fn run_child(name: &str, env: &[(&str, &str)], secs: u64) -> ChildOutput {
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|&(k, v)| (k, v.as_ref())).collect();
+    run_child_os(name, &env, secs)
+}
+
+/// [`run_child`] with values that need not be Unicode.
+pub fn run_child_os(name: &str, env: &[(&str, &std::ffi::OsStr)], secs: u64) -> ChildOutput {
     use std::io::Read;
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(exe);
