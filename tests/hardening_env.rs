@@ -60,6 +60,9 @@ fn job(n: u64, pin: impl FnOnce(AutoSrc) -> AutoSrc) -> (Plan, Vec<std::thread::
 
 type AutoSrc = amorsize::AutoIter<std::ops::Range<u64>, amorsize::iter::Identity<u64>>;
 
+/// Options applied to a job.
+type Pin = fn(AutoSrc) -> AutoSrc;
+
 fn env_reason(p: &Plan, variable: &str) -> Option<String> {
     p.reasons.iter().find_map(|r| match r {
         Reason::Environment { variable: v, value } if *v == variable => Some(value.clone()),
@@ -193,7 +196,7 @@ fn child_off_forces_serial_everywhere() {
     let me = std::thread::current().id();
     #[cfg(target_os = "linux")]
     let threads_before = hardening_support::thread_count();
-    let pins: [fn(AutoSrc) -> AutoSrc; 5] = [
+    let pins: [Pin; 5] = [
         |it| it,
         |it| it.backend(Backend::Rayon),
         |it| it.backend(Backend::Threads),
@@ -271,7 +274,7 @@ fn child_max_workers_caps_every_plan() {
         .expect("set by the parent")
         .parse()
         .expect("a number");
-    let pins: [(fn(AutoSrc) -> AutoSrc, usize); 5] = [
+    let pins: [(Pin, usize); 5] = [
         (|it| it, usize::MAX),
         (|it| it.backend(Backend::Rayon), usize::MAX),
         (|it| it.backend(Backend::Threads), usize::MAX),

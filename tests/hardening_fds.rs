@@ -61,7 +61,7 @@ fn call(i: usize) {
             assert_eq!(s, (0..n as u64).map(|x| 10 * x).sum::<u64>());
         }
     }
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         let job = amorsize::optimize(0..n as u64, |x| x * 2);
         let v: Vec<u64> = job.collect();
         assert_eq!(v.len(), n);

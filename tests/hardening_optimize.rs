@@ -84,7 +84,7 @@ fn a_job_dropped_after_its_plan_runs_nothing_more() {
         x
     });
     let sampled = job.plan().sample.items;
-    assert!(sampled >= 1 && sampled < 1 << 20, "{}", job.plan());
+    assert!((1..1 << 20).contains(&sampled), "{}", job.plan());
     drop(job);
     assert_eq!(calls.load(Ordering::Relaxed), sampled);
 }

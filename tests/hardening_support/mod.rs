@@ -31,7 +31,7 @@ impl XorShift {
 
     /// True about once in `n` calls.
     pub fn one_in(&mut self, n: u64) -> bool {
-        self.next_u64() % n == 0
+        self.next_u64().is_multiple_of(n)
     }
 }
 
