@@ -17,7 +17,8 @@ use hardening_support::{chaos_message, quiet_chaos_panics, spin, watchdog};
 
 const CALLERS: usize = 32;
 const CALLS_EACH: usize = 20;
-/// The largest blocking pool any plan here may ask for (pinned), reached in warm-up.
+/// The largest blocking pool any plan here may ask for (pinned, or the cap of the
+/// automatic plans), reached in warm-up, so that no pool is replaced mid-storm.
 const MAX_THREADS_WORKERS: usize = 6;
 
 /// Threads of this process now (Linux), or 0 where it cannot be read.
@@ -33,15 +34,19 @@ fn threads_now() -> usize {
 }
 
 /// Notes the largest blocking-pool size a plan asked for, and shows the first plan that
-/// gave CPU-bound work more threads than CPUs (the sample, taken while 32 callers
-/// share the CPUs, can mistake waiting for a CPU for waiting on I/O).
+/// took CPU-bound work for I/O-bound (the sample, taken while 32 callers share the
+/// CPUs, can mistake waiting for a CPU for waiting on I/O: hardening_contention.rs).
 fn note(p: &Plan, most: &AtomicUsize) {
     if p.backend == Backend::Threads {
-        let before = most.fetch_max(p.workers, Ordering::Relaxed);
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if p.workers > cpus.max(MAX_THREADS_WORKERS) && before <= cpus.max(MAX_THREADS_WORKERS) {
-            eprintln!("oversubscribed CPU-bound plan: {p:#}");
-        }
+        most.fetch_max(p.workers, Ordering::Relaxed);
+    }
+    let io_bound = p
+        .reasons
+        .iter()
+        .any(|r| matches!(r, amorsize::Reason::IoBound { .. }));
+    static SHOWN: std::sync::Once = std::sync::Once::new();
+    if io_bound {
+        SHOWN.call_once(|| eprintln!("CPU-bound work planned as I/O-bound: {p}"));
     }
 }
 
@@ -55,6 +60,7 @@ fn call(t: usize, i: usize, most: &AtomicUsize) {
         0 => {
             let v: Vec<u64> = (0..n as u64)
                 .par_auto()
+                .max_workers(MAX_THREADS_WORKERS)
                 .on_plan(|p| note(p, most))
                 .map(|x| spin(50) ^ x)
                 .collect();
@@ -107,6 +113,7 @@ fn call(t: usize, i: usize, most: &AtomicUsize) {
         4 => {
             let r: Vec<Result<u64, amorsize::Error>> = (0..n as u64)
                 .par_auto()
+                .max_workers(MAX_THREADS_WORKERS)
                 .on_plan(|p| note(p, most))
                 .map(|x| {
                     if x % 97 == 13 {
@@ -159,6 +166,7 @@ fn call(t: usize, i: usize, most: &AtomicUsize) {
             let s: u64 = (0..n as u64 / 10)
                 .par_auto()
                 .backend(Backend::Threads)
+                .max_workers(MAX_THREADS_WORKERS)
                 .on_plan(|p| note(p, most))
                 .map(|x| (0..30u64).par_auto().map(|y| x ^ y).sum::<u64>())
                 .sum();
@@ -227,10 +235,14 @@ fn thirty_two_callers_mixing_every_backend() {
     eprintln!(
         "threads: {before} before, peak {peak}; largest blocking pool asked for: {most}; {cpus} CPUs"
     );
+    assert!(
+        most <= MAX_THREADS_WORKERS,
+        "a plan asked for {most} threads"
+    );
     if cfg!(target_os = "linux") {
-        // Rayon's pool and the blocking pool (with slack of cpus * 4), the callers, the
+        // Rayon's pool (with slack: cpus * 4), the blocking pool, the callers, the
         // sampler, the watchdog, the harness.
-        let bound = cpus * 4 + most.max(MAX_THREADS_WORKERS) + CALLERS + 4;
+        let bound = cpus * 4 + MAX_THREADS_WORKERS + CALLERS + 4;
         assert!(peak <= bound, "{peak} threads at once, bound {bound}");
     }
 }

@@ -47,11 +47,14 @@ fn failing_job(m: Mode, pool: &rayon::ThreadPool, seed: u64, catch: bool) -> usi
     let calls = AtomicUsize::new(0);
     let job = || {
         let it = (0..N).par_auto();
+        // The automatic modes are capped at the warm-up's 4 workers: on a busy machine
+        // the sample can mistake CPU-bound items for I/O-bound ones
+        // (hardening_contention.rs) and a bigger plan would legitimately grow the pool.
         let it = match m {
-            Mode::Auto => it,
+            Mode::Auto => it.max_workers(4),
             Mode::Serial => it.backend(Backend::Serial),
             Mode::Rayon | Mode::InPool => it.backend(Backend::Rayon),
-            Mode::ThreadsAuto => it.backend(Backend::Threads),
+            Mode::ThreadsAuto => it.backend(Backend::Threads).max_workers(4),
             Mode::ThreadsPinned => it.backend(Backend::Threads).max_workers(4).chunk_size(16),
         };
         let it = it.map(|x| {
