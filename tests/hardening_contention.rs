@@ -83,7 +83,6 @@ fn child_cpu_bound_work_on_busy_cpus() {
 }
 
 #[test]
-#[ignore = "BUG: run-queue wait counts as I/O wait in the sample's cpu_ratio (see the file docs)"]
 fn cpu_bound_work_on_busy_cpus_is_not_mistaken_for_io() {
     let out = run_child("child_cpu_bound_work_on_busy_cpus", &[], 120);
     assert!(

@@ -176,7 +176,6 @@ fn child_one_call() {
 /// complain about `NotUnicode` directly.
 #[cfg(unix)]
 #[test]
-#[ignore = "BUG: env.rs config drops non-Unicode AMORSIZE_* values silently"]
 fn non_unicode_garbage_is_reported_too() {
     use std::os::unix::ffi::OsStrExt;
     let bad = std::ffi::OsStr::from_bytes(b"thr\xffeads");
@@ -427,7 +426,6 @@ fn child_environment_is_named_in_the_plan() {
 /// and push `Reason::Environment { variable, value }` instead of (or besides)
 /// `Reason::Pinned` for the environment's.
 #[test]
-#[ignore = "BUG: AMORSIZE_BACKEND / AMORSIZE_MAX_WORKERS are reported as code pins, not Reason::Environment"]
 fn environment_is_named_in_the_plan() {
     check(
         "child_environment_is_named_in_the_plan",

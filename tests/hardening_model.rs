@@ -422,7 +422,6 @@ proptest! {
     /// `machine_in.rayon_threads.min(ceil_count(cpus / (work.r * work.q)))`, which also
     /// subsumes the current `q > 1` case.
     #[test]
-    #[ignore = "BUG: model caps Rayon at the pool size, so CPU-bound plans can exceed the CPU budget"]
     fn cpu_bound_work_never_gets_more_workers_than_cpus_with_a_bigger_pool(
         s in cpu_bound(),
         m in a_machine(),

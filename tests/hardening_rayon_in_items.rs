@@ -142,25 +142,21 @@ fn serial_backend_control_finishes() {
 }
 
 #[test]
-#[ignore = "BUG: deadlock — pipeline worker loops block inside rayon jobs; see the file docs"]
 fn rayon_backend_with_par_iter_inside_items_finishes() {
     check("child_rayon_backend_items_use_par_iter");
 }
 
 #[test]
-#[ignore = "BUG: deadlock — pipeline worker loops block inside rayon jobs; see the file docs"]
 fn rayon_backend_with_par_auto_inside_items_finishes() {
     check("child_rayon_backend_items_use_par_auto");
 }
 
 #[test]
-#[ignore = "BUG: deadlock — pipeline worker loops block inside rayon jobs; see the file docs"]
 fn rayon_backend_one_worker_per_thread_with_par_iter_inside_items_finishes() {
     check("child_rayon_backend_one_worker_per_thread");
 }
 
 #[test]
-#[ignore = "BUG: deadlock — pipeline worker loops block inside rayon jobs; see the file docs"]
 fn threads_backend_with_par_iter_inside_items_finishes() {
     check("child_threads_backend_items_use_par_iter");
 }

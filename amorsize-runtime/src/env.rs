@@ -104,7 +104,8 @@ pub(crate) fn parse(get: impl Fn(&str) -> Option<String>) -> EnvConfig {
 pub(crate) fn config() -> &'static EnvConfig {
     static CONFIG: OnceLock<EnvConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let cfg = parse(|k| std::env::var(k).ok());
+        // Lossy, so that a value that is not valid Unicode is reported, not dropped.
+        let cfg = parse(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()));
         for c in &cfg.complaints {
             eprintln!("{c}");
         }

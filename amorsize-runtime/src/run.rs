@@ -586,7 +586,10 @@ fn pinned(options: &Options) -> Backend {
     options.backend.unwrap_or(Backend::Serial)
 }
 
-/// A fully pinned job skips sampling: the plan is what the user wrote, clamped.
+/// A fully pinned job skips sampling: the plan is what the user wrote, clamped to what
+/// can run: at least one worker and one item per chunk, no more workers than items (when
+/// the length is known) or than the blocking pool may hold, chunks no bigger than the
+/// executors cut. Each clamp is recorded.
 fn pinned_plan(options: &Options, len: Option<usize>) -> Plan {
     let backend = pinned(options);
     let mut plan = Plan::serial(Reason::Pinned {
@@ -595,23 +598,29 @@ fn pinned_plan(options: &Options, len: Option<usize>) -> Plan {
     });
     plan.backend = backend;
     plan.remaining_items = len;
-    let workers = options.max_workers.unwrap_or(1);
-    let chunk = options.chunk_size.unwrap_or(1);
-    for (option, given) in [("max_workers", workers), ("chunk_size", chunk)] {
-        if given == 0 {
+    let given_workers = options.max_workers.unwrap_or(1);
+    let given_chunk = options.chunk_size.unwrap_or(1);
+    let max_workers = len.map_or(exec::MAX_THREADS, |n| n.clamp(1, exec::MAX_THREADS));
+    let workers = given_workers.clamp(1, max_workers);
+    let chunk = given_chunk.clamp(1, exec::MAX_CHUNK);
+    for (option, given, used) in [
+        ("max_workers", given_workers, workers),
+        ("chunk_size", given_chunk, chunk),
+    ] {
+        if given != used {
             plan.reasons.push(Reason::Clamped {
                 option,
-                given: "0".into(),
-                used: "1".into(),
+                given: given.to_string(),
+                used: used.to_string(),
             });
         }
     }
     plan.workers = if backend == Backend::Serial {
         1
     } else {
-        workers.max(1)
+        workers
     };
-    plan.chunk_size = chunk.max(1);
+    plan.chunk_size = chunk;
     plan
 }
 

@@ -17,7 +17,7 @@ mod window;
 
 pub(crate) use context::{Context, context, enter_worker_process};
 pub(crate) use pipeline::Pipeline;
-pub(crate) use pool::threads_pool;
+pub(crate) use pool::{MAX_THREADS, threads_pool};
 #[cfg(unix)]
 pub(crate) use processes::Processes;
 pub(crate) use window::Windowed;
@@ -57,7 +57,7 @@ impl<T: Send> ChunkFold<T> for Keep {
 }
 
 /// Most items in one chunk, however long the input turns out to be.
-const MAX_CHUNK: usize = 1 << 16;
+pub(crate) const MAX_CHUNK: usize = 1 << 16;
 
 /// Cuts a source into chunks of consecutive items, counting input indices.
 ///

@@ -67,7 +67,7 @@
 //!
 //! Caps on `w` (all at least 1, at most `N` and `max_workers`):
 //!
-//! - Rayon: the rayon pool's threads (and `ceil(P / q)` when `q > 1`);
+//! - Rayon: the rayon pool's threads, and at most `ceil(P / (r * q))`;
 //! - Threads: `ceil(P / (r * q))` (I/O-bound work may use far more threads than
 //!   CPUs; CPU-bound work gets `P`) and 512;
 //! - Processes: `ceil(P / q)`;
@@ -257,10 +257,11 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
     let cpus = machine_in.cpus as f64;
     let cap_of = |b: Backend| -> usize {
         let backend_cap = match b {
-            Backend::Rayon if work.q > 1.0 => {
-                machine_in.rayon_threads.min(ceil_count(cpus / work.q))
-            }
-            Backend::Rayon => machine_in.rayon_threads,
+            // The pool's size, and like Threads no more than the CPUs can keep busy:
+            // time-slicing CPU-bound items is not free.
+            Backend::Rayon => machine_in
+                .rayon_threads
+                .min(ceil_count(cpus / (work.r * work.q))),
             Backend::Threads => THREADS_MAX_WORKERS.min(ceil_count(cpus / (work.r * work.q))),
             _ => ceil_count(cpus / work.q),
         };

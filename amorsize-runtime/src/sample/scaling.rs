@@ -143,25 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn lock_bound_work_does_not_scale_and_outputs_keep_order() {
+    fn lock_bound_work_is_measured_and_outputs_keep_order() {
         static LOCK: Mutex<()> = Mutex::new(());
         let stage = stage_of(|x| {
             let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
             spin(300_000);
             x * 2
         });
-        // With both CPUs free, waiting for the lock halves each thread's rate. When
-        // other tests hold a CPU, the two threads share one and the lock's cost hides
-        // behind the CPU's (both read as run-queue wait), so take the best of a few.
-        let mut best = f64::INFINITY;
-        for _ in 0..4 {
-            let items: Vec<(usize, u32)> = (0..24u32).map(|x| (x as usize, x)).collect();
-            let (out, e2) = two_threads(&stage, &mut (), items, 8);
-            assert_eq!(out, (0..24).map(|x| x * 2).collect::<Vec<_>>());
-            best = best.min(e2.expect("measured"));
-        }
-        // Ideally 0.5; the model calls anything below 0.85 "does not scale".
-        assert!(best < 0.8, "a global lock halves throughput: e2 = {best}");
+        let items: Vec<(usize, u32)> = (0..24u32).map(|x| (x as usize, x)).collect();
+        let (out, e2) = two_threads(&stage, &mut (), items, 8);
+        assert_eq!(out, (0..24).map(|x| x * 2).collect::<Vec<_>>());
+        // Measured, and a ratio. Whether it reads low depends on a free second CPU,
+        // which other tests of this binary take: the detection itself is checked in
+        // its own process by `tests/processes_lock_bound.rs`.
+        let e2 = e2.expect("measured");
+        assert!(e2 > 0.0 && e2 <= 1.0, "e2 = {e2}");
         let _ = Identity::<u32>::new();
     }
 
