@@ -12,26 +12,6 @@ use hardening_support::watchdog;
 
 const PINS: [Backend; 3] = [Backend::Serial, Backend::Rayon, Backend::Threads];
 
-/// Whether a combination is exposed to the known deadlock of
-/// `hardening_rayon_in_items.rs`: a level that runs on the pipelined rayon executor
-/// (Rayon, called from an ordinary thread) whose items call a deeper level that may
-/// wait on rayon work (pinned Rayon, or pinned Threads, which falls back to Rayon on a
-/// rayon worker). Those 10 combinations are left out here; their bug has its own
-/// tests. Once it is fixed, make this return `false` to run all 27.
-fn exposed_to_known_deadlock(levels: [Backend; 3]) -> bool {
-    let mut free = true; // on an ordinary thread (not a pool's)
-    for (depth, &b) in levels.iter().enumerate() {
-        if free && b == Backend::Rayon {
-            return levels[depth + 1..].iter().any(|&d| d != Backend::Serial);
-        }
-        if b == Backend::Threads && free {
-            return false; // everything deeper runs inline
-        }
-        free = free && b == Backend::Serial;
-    }
-    false
-}
-
 /// One level's plan, by depth.
 type Seen = Mutex<Vec<(usize, Plan)>>;
 
@@ -73,9 +53,6 @@ fn every_pinned_combination_three_deep() {
         for b in PINS {
             for c in PINS {
                 let levels = [a, b, c];
-                if exposed_to_known_deadlock(levels) {
-                    continue;
-                }
                 tried += 1;
                 let seen = watchdog(60, move || {
                     let seen = Mutex::new(Vec::new());
@@ -120,8 +97,7 @@ fn every_pinned_combination_three_deep() {
             }
         }
     }
-    // 27 combinations, less the 10 exposed to the known deadlock.
-    assert_eq!(tried, 17);
+    assert_eq!(tried, 27);
 }
 
 #[test]
