@@ -12,6 +12,7 @@ use crate::exec::Context;
 use crate::iter::Site;
 use crate::options::Options;
 use crate::plan::{Backend, Plan};
+use crate::probe::MachineProfile;
 
 /// Every this many uses of a cached plan, the call site is sampled and planned again,
 /// so a plan that has gone far off (the work or the machine changed) is re-made.
@@ -70,6 +71,10 @@ fn bucket(len: Option<usize>) -> u8 {
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub plan: Arc<Plan>,
+    /// The machine as the model saw it (with any measured process costs), so that the
+    /// plan can be re-made for another input length without measuring again; `None`
+    /// for plans the model did not make.
+    pub machine: Option<Arc<MachineProfile>>,
     uses: AtomicU32,
 }
 
@@ -90,9 +95,10 @@ pub(crate) fn get(key: &Key) -> Option<Arc<Entry>> {
 }
 
 /// Stores the plan made for `key`.
-pub(crate) fn put(key: Key, plan: Arc<Plan>) {
+pub(crate) fn put(key: Key, plan: Arc<Plan>, machine: Option<Arc<MachineProfile>>) {
     let entry = Arc::new(Entry {
         plan,
+        machine,
         uses: AtomicU32::new(0),
     });
     table()

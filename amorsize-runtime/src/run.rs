@@ -64,6 +64,8 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     exhausted: bool,
     /// Finished items, shown on a bar if asked for.
     progress: Progress,
+    /// The machine the model planned with, for the plan cache.
+    machine: Option<Arc<probe::MachineProfile>>,
 }
 
 /// A decision and whether it still needs announcing.
@@ -104,6 +106,7 @@ where
             state: None,
             exhausted: false,
             progress,
+            machine: None,
         }
     }
 
@@ -137,7 +140,25 @@ where
         let len = exact_len(self.source.size_hint());
         let key = Key::new::<S, I::Item>(&self.site, len, self.context, &self.options);
         if let Some(entry) = cache::get(&key) {
-            return self.announce(Arc::clone(&entry.plan), true);
+            let plan = match (&entry.machine, len) {
+                // A parallel plan made for another number of items (the cold call's
+                // sample ran some of them): re-made for this length, without measuring
+                // again, and kept for the next call.
+                (Some(machine), Some(n))
+                    if entry.plan.backend != Backend::Serial
+                        && entry.plan.remaining_items != Some(n) =>
+                {
+                    let options = self.effective_options(env);
+                    let mut stats = entry.plan.sample.clone();
+                    stats.remaining_items = Some(n);
+                    let plan = model::plan(&stats, machine, &options);
+                    let plan = Arc::new(self.label(attribute_env(plan, &self.options, env)));
+                    cache::put(key, Arc::clone(&plan), Some(Arc::clone(machine)));
+                    plan
+                }
+                _ => Arc::clone(&entry.plan),
+            };
+            return self.announce(plan, true);
         }
 
         let options = self.effective_options(env);
@@ -148,7 +169,7 @@ where
         };
         let plan = attribute_env(plan, &self.options, env);
         let plan = Arc::new(self.label(plan));
-        cache::put(key, Arc::clone(&plan));
+        cache::put(key, Arc::clone(&plan), self.machine.take());
         self.announce(plan, false)
     }
 
@@ -215,7 +236,9 @@ where
             return plan;
         }
         let _span = span!("plan");
-        model::plan(&stats, &machine, &options)
+        let plan = model::plan(&stats, &machine, &options);
+        self.machine = Some(Arc::new(machine));
+        plan
     }
 
     /// After the sample: the two-thread efficiency (unpinned jobs on a free thread)
@@ -229,6 +252,15 @@ where
         options: &mut Options,
     ) -> Option<Plan> {
         let free = self.context == Context::Free;
+        // Work that mostly waits (on I/O, or on other threads) keeps few CPUs busy:
+        // many threads serve it, and a handful of processes cannot beat them.
+        let waits = stats.cpu_ratio * stats.process_cpu_ratio < 0.5;
+        if waits && options.backend.is_none() {
+            options.forbid(
+                Backend::Processes,
+                "the work mostly waits: more threads serve it better than a few processes",
+            );
+        }
         let processes = free
             && options.excluded(Backend::Processes).is_none()
             && matches!(options.backend, None | Some(Backend::Processes));

@@ -150,9 +150,10 @@ where
                 stats.cpu_ratio = (thread_d / wall).clamp(0.0, 1.0);
             }
             if let (Some(p0), Some(p1)) = (mark.process, clock::process_cpu_secs()) {
-                // Only meaningful for CPU-bound items: for work that waits, the thread's
-                // CPU time is mostly clock granularity and other threads dominate.
-                if thread_d > 10e-6 && stats.cpu_ratio >= 0.5 {
+                // Below this the thread's CPU time is mostly clock granularity. An item
+                // that waits for work it handed to other threads (its own rayon calls)
+                // shows here: little CPU on this thread, a lot on the others.
+                if thread_d > 10e-6 {
                     stats.process_cpu_ratio = ((p1 - p0) / thread_d).max(1.0);
                 }
             }
