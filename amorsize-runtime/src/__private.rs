@@ -37,6 +37,12 @@ pub fn shutdown_idle_workers() {
     crate::process::pool::shutdown_idle();
 }
 
+/// Sets how long the blocking thread pool stays idle before its threads end (for
+/// tests; the default is 30 s).
+pub fn set_threads_idle_timeout(timeout: std::time::Duration) {
+    crate::exec::set_threads_idle_timeout(timeout);
+}
+
 /// Sets the idle timeout of worker processes started from now on (for tests).
 pub fn set_worker_idle_timeout(timeout: std::time::Duration) {
     #[cfg(unix)]

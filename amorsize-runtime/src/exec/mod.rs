@@ -17,7 +17,7 @@ mod window;
 
 pub(crate) use context::{Context, context, enter_worker_process};
 pub(crate) use pipeline::Pipeline;
-pub(crate) use pool::{MAX_THREADS, threads_pool};
+pub(crate) use pool::{MAX_THREADS, set_idle_timeout as set_threads_idle_timeout, threads_pool};
 #[cfg(unix)]
 pub(crate) use processes::Processes;
 pub(crate) use window::Windowed;
