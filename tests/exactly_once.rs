@@ -237,3 +237,37 @@ fn on_plan_is_called_once_on_the_caller_thread() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].1, caller);
 }
+
+/// A progress bar changes nothing about the results, on every backend, with a known or
+/// an unknown length (the bar itself draws only on a terminal).
+#[cfg(feature = "progress")]
+#[test]
+fn progress_bars_leave_results_alone() {
+    for mode in MODES {
+        for n in [0usize, 1, 5000] {
+            let calls = AtomicUsize::new(0);
+            let mut it = (0..n as u64).par_auto().progress();
+            if let Some(b) = mode {
+                it = it.backend(b).max_workers(2).chunk_size(64);
+            }
+            let got: Vec<u64> = it
+                .map(|x| {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    x * 3
+                })
+                .collect();
+            assert_eq!(got, (0..n as u64).map(|x| x * 3).collect::<Vec<_>>());
+            assert_eq!(calls.into_inner(), n);
+        }
+        let unknown: u64 = (0..3000u64)
+            .filter(|x| x % 2 == 0)
+            .par_auto()
+            .progress()
+            .map(|x| x + 1)
+            .sum();
+        assert_eq!(
+            unknown,
+            (0..3000u64).filter(|x| x % 2 == 0).map(|x| x + 1).sum()
+        );
+    }
+}
