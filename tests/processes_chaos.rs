@@ -20,7 +20,7 @@ fn fate(x: u64) -> u8 {
     z ^= z >> 31;
     match z % 1000 {
         0..=19 => 1,
-        20 if x % 7 == 0 => 2,
+        20 if x.is_multiple_of(7) => 2,
         _ => 0,
     }
 }
