@@ -14,7 +14,9 @@ fn triple_marked(input: (String, u64)) -> (u64, u32) {
     // A task that prints must not break the protocol: fd 1 is stderr in a worker.
     if x % 50 == 0 {
         println!("item {x} printing to stdout");
-        print!("no newline, a NUL and a frame-like prefix: \u{0}\u{5}\u{0}\u{0}\u{0}");
+        // Bytes that read as a frame header (a length, then a tag) if they reached the
+        // protocol; no NUL, so that logs of the test run stay text.
+        print!("no newline and a frame-like prefix: \u{5}\u{1}\u{1}\u{1}\u{2}");
         std::io::Write::flush(&mut std::io::stdout()).ok();
     }
     (x * 3, std::process::id())
