@@ -393,6 +393,19 @@ struct Rest<'p, I, A, St> {
     progress: &'p Progress,
 }
 
+impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
+    /// The rest cut into chunks of `size` (growing if the length was `estimated`), with
+    /// the sampled head and the progress counter.
+    fn into_chunks(
+        self,
+        size: usize,
+        estimated: Option<usize>,
+    ) -> (Chunker<I>, Option<A>, &'p Progress) {
+        let chunks = Chunker::new(self.source, self.first, size).growing(estimated);
+        (chunks, self.head, self.progress)
+    }
+}
+
 /// Runs the rest of a job on the planned backend.
 fn execute<T, I, S, K, C>(
     plan: &Plan,
@@ -415,23 +428,16 @@ where
         None if plan.sample.items > 0 => plan.remaining_items,
         _ => None,
     };
-    let Rest {
-        source,
-        first,
-        head,
-        state,
-        progress,
-    } = rest;
     match plan.backend {
         Backend::Rayon if context == Context::RayonWorker => {
-            let chunks = Chunker::new(source, first, chunk).growing(estimated);
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
             let accs = Windowed::new(stage, fold, chunks, workers, progress);
             fin.chunks(fold, head, accs)
         }
         Backend::Rayon => {
             let stop = AtomicBool::new(false);
             rayon::in_place_scope(|s| {
-                let chunks = Chunker::new(source, first, chunk).growing(estimated);
+                let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
                 // Two chunks per worker in flight, so none waits for the next; the
                 // pool's own size bounds how many run at once.
                 let window = 2 * workers;
@@ -450,30 +456,26 @@ where
                     2 * workers
                 };
                 pool.in_place_scope(|s| {
-                    let chunks = Chunker::new(source, first, chunk).growing(estimated);
+                    let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
                     let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
                     fin.chunks(fold, head, accs)
                 })
             }
             Err(e) => {
                 eprintln!("amorsize: cannot start threads ({e}); running serially");
-                serial(
-                    stage,
-                    fold,
-                    fin,
-                    Rest {
-                        source,
-                        first,
-                        head,
-                        state,
-                        progress,
-                    },
-                )
+                serial(stage, fold, fin, rest)
             }
         },
         #[cfg(unix)]
         Backend::Processes => match (stage.remote(), crate::process::pool::take(workers)) {
             (Some(remote), Ok(pool)) => {
+                let Rest {
+                    source,
+                    first,
+                    head,
+                    progress,
+                    ..
+                } = rest;
                 let counted = source.inspect(|_| progress.add(1));
                 let accs = exec::Processes::new(&remote, fold, pool, (first..).zip(counted), chunk);
                 fin.chunks(fold, head, accs)
@@ -482,32 +484,10 @@ where
                 if let (Some(_), Err(e)) = (remote, pool) {
                     eprintln!("amorsize: cannot start worker processes ({e}); running serially");
                 }
-                serial(
-                    stage,
-                    fold,
-                    fin,
-                    Rest {
-                        source,
-                        first,
-                        head,
-                        state,
-                        progress,
-                    },
-                )
+                serial(stage, fold, fin, rest)
             }
         },
-        _ => serial(
-            stage,
-            fold,
-            fin,
-            Rest {
-                source,
-                first,
-                head,
-                state,
-                progress,
-            },
-        ),
+        _ => serial(stage, fold, fin, rest),
     }
 }
 
