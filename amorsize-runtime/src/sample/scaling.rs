@@ -1,45 +1,24 @@
 //! The two-thread efficiency `e2`: does this work scale on threads?
 //!
 //! Runs `m` real items on the calling thread, then `m` more on each of two threads at
-//! once, and compares the time per item: `e2 = one-thread time / two-thread time`,
-//! near 1 for work that scales and near 0.5 for work serialised on a lock (or a
-//! non-thread-safe library). The outputs are kept, in input order.
+//! once, and compares: `e2 = wall(one thread, m items) / wall(two threads, 2m items)`
+//! (the two threads' span, from the first start to the last end), near 1 for work
+//! that scales and near 0.5 for work serialised on a lock (or a non-thread-safe
+//! library). The outputs are kept, in input order.
 //!
-//! Times are wall times less the time each thread spent runnable but waiting for a CPU
-//! (Linux `schedstat`): on a machine busy with other programs, two threads get less
-//! than two CPUs, and that must not read as "this work does not scale".
+//! Times are plain wall times. On a machine busy with other programs two threads get
+//! less than two CPUs, so work that scales can read as if it did not; subtracting the
+//! time spent waiting for a CPU would fix that, but it would also hide a lock (a thread
+//! waiting for the lock's holder, who waits for a CPU, is itself counted as waiting for
+//! a CPU). Of the two mistakes the first is the cheap one: it can only send a task to
+//! worker processes, which still run it in parallel, while missing a lock leaves it on
+//! threads that cannot speed it up.
 
 use std::panic::resume_unwind;
 use std::sync::{Barrier, Mutex, PoisonError};
 use std::time::Instant;
 
-use super::clock;
 use crate::iter::Stage;
-
-/// Wall time on the current thread, less its run-queue wait where the platform tells.
-struct Stopwatch {
-    wall: Instant,
-    delay: Option<f64>,
-}
-
-impl Stopwatch {
-    fn start() -> Stopwatch {
-        Stopwatch {
-            delay: clock::thread_run_delay_secs(),
-            wall: Instant::now(),
-        }
-    }
-
-    /// Seconds since `start` that the thread was running or blocked (not queued).
-    fn effective(&self) -> f64 {
-        let wall = self.wall.elapsed().as_secs_f64();
-        let queued = match (self.delay, clock::thread_run_delay_secs()) {
-            (Some(d0), Some(d1)) => (d1 - d0).clamp(0.0, wall),
-            _ => 0.0,
-        };
-        wall - queued
-    }
-}
 
 /// Runs `items` (`3m` of them, with their indices) and measures `e2`. Returns the
 /// outputs in order and the efficiency, if the measurement could be made.
@@ -59,9 +38,9 @@ where
         return (outputs, None);
     }
     let mut items = items.into_iter();
-    let t = Stopwatch::start();
+    let t = Instant::now();
     outputs.extend(serial_indexed(stage, st, items.by_ref().take(m)));
-    let one = t.effective();
+    let one = t.elapsed().as_secs_f64();
 
     let a: Vec<(usize, T)> = items.by_ref().take(m).collect();
     let b: Vec<(usize, T)> = items.collect();
@@ -69,9 +48,9 @@ where
     let run = |part: Vec<(usize, T)>| {
         let mut st = stage.state();
         start.wait();
-        let t = Stopwatch::start();
+        let t0 = Instant::now();
         let out: Vec<S::Out> = serial_indexed(stage, &mut st, part);
-        (out, t.effective())
+        (out, t0, Instant::now())
     };
     // Held in a slot so that, should the thread not start, the items are still here.
     let slot = Mutex::new(Some(a));
@@ -90,22 +69,23 @@ where
                 let a = take().unwrap_or_default();
                 let mut out: Vec<S::Out> = serial_indexed(stage, &mut st2, a);
                 out.extend(serial_indexed(stage, &mut st2, b));
-                (Ok((out, 0.0)), Err(()))
+                let now = Instant::now();
+                (Ok((out, now, now)), Err(()))
             }
         }
     });
-    let (out_a, secs_a) = match ra {
+    let (out_a, a0, a1) = match ra {
         Ok(r) => r,
         Err(payload) => resume_unwind(payload),
     };
     outputs.extend(out_a);
-    let Ok((out_b, secs_b)) = rb else {
+    let Ok((out_b, b0, b1)) = rb else {
         return (outputs, None);
     };
     outputs.extend(out_b);
-    // Each thread ran `m` items, as the single thread did: with perfect scaling each
-    // took as long as it; on a lock each took about twice as long.
-    let two = (secs_a + secs_b) / 2.0;
+    // The span of both: if the machine did not let them overlap, this reads as not
+    // scaling, the cheap mistake (see above).
+    let two = (a1.max(b1) - a0.min(b0)).as_secs_f64();
     let e2 = (one > 0.0 && two > 0.0).then(|| (one / two).clamp(0.0, 1.0));
     (outputs, e2)
 }
