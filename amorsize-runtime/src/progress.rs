@@ -62,16 +62,6 @@ impl Progress {
         }
     }
 
-    /// How many input items are finished so far.
-    #[allow(dead_code)]
-    pub(crate) fn position(&self) -> u64 {
-        #[cfg(feature = "progress")]
-        if let Some(b) = &self.bar {
-            return b.position();
-        }
-        0
-    }
-
     /// The job is over: leave the bar at its final state.
     pub(crate) fn finish(&self) {
         #[cfg(feature = "progress")]
