@@ -68,7 +68,7 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     machine: Option<Arc<probe::MachineProfile>>,
 }
 
-/// A decision and whether it still needs announcing.
+/// A decision, made and announced, waiting for the job to run under it.
 pub(crate) struct Decision {
     plan: Arc<Plan>,
 }

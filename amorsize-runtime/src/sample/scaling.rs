@@ -20,6 +20,9 @@ use std::time::Instant;
 
 use crate::iter::Stage;
 
+/// A one-thread phase shorter than this gives no measurement.
+const MIN_PHASE_SECS: f64 = 0.5e-3;
+
 /// Runs `items` (`3m` of them, with their indices) and measures `e2`. Returns the
 /// outputs in order and the efficiency, if the measurement could be made.
 pub(crate) fn two_threads<T, S>(
@@ -86,7 +89,8 @@ where
     // The span of both: if the machine did not let them overlap, this reads as not
     // scaling, the cheap mistake (see above).
     let two = (a1.max(b1) - a0.min(b0)).as_secs_f64();
-    let e2 = (one > 0.0 && two > 0.0).then(|| (one / two).clamp(0.0, 1.0));
+    // Too short a phase measures the second thread's wake-up, not the work.
+    let e2 = (one >= MIN_PHASE_SECS && two > 0.0).then(|| (one / two).clamp(0.0, 1.0));
     (outputs, e2)
 }
 
