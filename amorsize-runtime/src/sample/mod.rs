@@ -152,8 +152,11 @@ where
             if let (Some(p0), Some(p1)) = (mark.process, clock::process_cpu_secs()) {
                 // Below this the thread's CPU time is mostly clock granularity. An item
                 // that waits for work it handed to other threads (its own rayon calls)
-                // shows here: little CPU on this thread, a lot on the others.
-                if thread_d > 10e-6 {
+                // shows here: little CPU on this thread, a lot on the others. When the
+                // whole process kept less than half a CPU busy, the others' share is
+                // noise (idle pools winding down), not the item's: the work waits.
+                let process_busy = if wall > 0.0 { (p1 - p0) / wall } else { 0.0 };
+                if thread_d > 10e-6 && process_busy >= 0.5 {
                     stats.process_cpu_ratio = ((p1 - p0) / thread_d).max(1.0);
                 }
             }
