@@ -82,6 +82,12 @@ fn planning_measures_threads_not_scaling_and_the_wire_costs() {
         );
         assert_eq!(plan.sample.out_bytes, 8.0);
         assert!(plan.sample.encode_in_secs > 0.0);
+        // The process costs measured for this plan are now part of the machine's
+        // profile: measured, or a recorded fallback to the default.
+        let m = amorsize::MachineProfile::detect();
+        let measured = m.overheads.process_start_secs != 1e-3
+            || m.fallbacks.iter().any(|f| f.measurement == "process_start");
+        assert!(measured, "{m:?}");
     });
 }
 

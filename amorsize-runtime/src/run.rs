@@ -514,6 +514,17 @@ fn process_costs(
             machine.overheads.process_start_secs = c.start_secs;
             machine.overheads.process_chunk_secs = c.chunk_secs;
             machine.fallbacks.extend(c.fallbacks.iter().cloned());
+            // From now on the machine's profile reports them too.
+            let measured = |name: &str, secs: f64| probe::overhead::Measured {
+                secs,
+                fallback: c.fallbacks.iter().find(|f| f.measurement == name).cloned(),
+            };
+            probe::overhead::process_overheads(|| {
+                (
+                    measured("process_start", c.start_secs),
+                    measured("process_chunk", c.chunk_secs),
+                )
+            });
         }
         Err(e) => options.forbid(
             Backend::Processes,

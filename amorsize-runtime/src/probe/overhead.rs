@@ -209,10 +209,7 @@ fn process_cell() -> &'static OnceLock<ProcessCosts> {
 /// quality checks, and the names `process_start` and `process_chunk`). Until then the
 /// model plans with the defaults; once set, [`super::profile`] returns a profile that
 /// includes them.
-#[allow(
-    dead_code,
-    reason = "called by the process pool (src/process/), which is built separately"
-)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn process_overheads(measure: impl FnOnce() -> ProcessCosts) -> &'static ProcessCosts {
     process_cell().get_or_init(measure)
 }

@@ -12,7 +12,7 @@ use crate::process::Remote;
 use super::scaling;
 
 /// Work each of the two threads does for the efficiency measurement, in seconds.
-pub(crate) const SCALING_TARGET_SECS: f64 = 1e-3;
+pub(crate) const SCALING_TARGET_SECS: f64 = 2e-3;
 /// Most items per thread for it.
 pub(crate) const SCALING_MAX_ITEMS: usize = 1 << 16;
 /// Only measured when the predicted rest of the job is at least this long.

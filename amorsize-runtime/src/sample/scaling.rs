@@ -21,7 +21,7 @@ use std::time::Instant;
 use crate::iter::Stage;
 
 /// A one-thread phase shorter than this gives no measurement.
-const MIN_PHASE_SECS: f64 = 0.5e-3;
+const MIN_PHASE_SECS: f64 = 0.2e-3;
 
 /// Runs `items` (`3m` of them, with their indices) and measures `e2`. Returns the
 /// outputs in order and the efficiency, if the measurement could be made.
