@@ -250,9 +250,8 @@ impl fmt::Display for Secs {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Fastest { backend, speedup } => {
-                write!(f, "{backend} is fastest (est. {speedup:.2}x serial)")
-            }
+            // The estimate is already on the plan's line and in its candidates.
+            Reason::Fastest { backend, .. } => write!(f, "{backend} is the fastest candidate"),
             Reason::BelowMinSpeedup {
                 best,
                 speedup,
