@@ -1,6 +1,7 @@
 //! Processes: a consumer that stops early (here `collect` into a `Result` at the first
-//! `Err`) drops the job with items in flight; the workers finish what they owe, go back
-//! to the pool, and the next job uses them.
+//! `Err`) drops the job with items in flight. Those items are no longer wanted, so their
+//! workers are killed rather than waited for (an item may hang); the next job starts
+//! fresh workers and runs every item.
 #![cfg(unix)]
 
 mod processes_util;
@@ -21,7 +22,7 @@ fn slow_fail_at_3(x: u64) -> u64 {
 }
 
 #[test]
-fn stopping_early_returns_the_workers_to_the_pool() {
+fn stopping_early_kills_the_busy_workers_and_the_next_job_still_runs() {
     within(60, || {
         let r: Result<Vec<u64>, amorsize::Error> = (0..400u64)
             .par_auto()
@@ -33,8 +34,10 @@ fn stopping_early_returns_the_workers_to_the_pool() {
             .collect();
         let e = r.expect_err("item 3 fails");
         assert_eq!(e.index(), 3);
+        // The worker that failed item 3 still owed the chunk sent after it (two chunks
+        // per worker are in flight): killed, not pooled.
         let idle = amorsize::__private::idle_worker_pids();
-        assert_eq!(idle.len(), 2, "both workers are back: {idle:?}");
+        assert!(idle.len() <= 1, "a busy worker was killed: {idle:?}");
         let v: Vec<u64> = (4..20u64)
             .par_auto()
             .backend(Backend::Processes)
@@ -43,10 +46,7 @@ fn stopping_early_returns_the_workers_to_the_pool() {
             .map(slow_fail_at_3)
             .collect();
         assert_eq!(v, (4..20).collect::<Vec<_>>());
-        let mut again = amorsize::__private::idle_worker_pids();
-        let mut idle = idle;
-        again.sort_unstable();
-        idle.sort_unstable();
-        assert_eq!(again, idle, "the same workers were reused");
+        let again = amorsize::__private::idle_worker_pids();
+        assert_eq!(again.len(), 2, "fresh workers are back in the pool: {again:?}");
     });
 }

@@ -17,6 +17,29 @@ pub enum ErrorKind {
     },
     /// The item's input or output could not be serialized or deserialized.
     Serialize,
+    /// The item ran on a worker process for longer than the job's
+    /// [`item_timeout`](crate::AutoIter::item_timeout): its worker was killed.
+    TimedOut {
+        /// The limit it exceeded.
+        limit: std::time::Duration,
+    },
+    /// The item was never run: the job is pinned to worker processes and none could
+    /// be used (none could start, or their results differ from the caller's). The
+    /// message says why.
+    NotRun,
+}
+
+/// What a panic's payload was, so a panic carried from a worker process can be raised
+/// again in the caller with the same type (`panic!("literal")` gives `&'static str`,
+/// `panic!("{x}")` a `String`; other payload types arrive as their description in a
+/// `String`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum PayloadKind {
+    /// A `String`, or a payload of another type described in one.
+    #[default]
+    Owned,
+    /// A `&'static str`.
+    Static,
 }
 
 /// One item's failure: which item (its index in the input) and why.
@@ -27,6 +50,7 @@ pub struct Error {
     index: usize,
     kind: ErrorKind,
     message: String,
+    payload: PayloadKind,
 }
 
 impl Error {
@@ -35,6 +59,30 @@ impl Error {
             index,
             kind,
             message: message.into(),
+            payload: PayloadKind::Owned,
+        }
+    }
+
+    /// The same error, remembering what type the panic's payload had.
+    pub(crate) fn with_payload(mut self, payload: PayloadKind) -> Error {
+        self.payload = payload;
+        self
+    }
+
+    /// Raises this error as a panic in the caller: a panic of the item with its
+    /// message as payload (a `&'static str` if the item's was one), any other failure
+    /// as a `String` naming the item and the cause.
+    pub(crate) fn resume(self) -> ! {
+        match (&self.kind, self.payload) {
+            // A `&'static str` has to live forever: one message per panic that reaches
+            // the caller, which ends the job, is leaked.
+            (ErrorKind::Panic, PayloadKind::Static) => {
+                let text: &'static str = Box::leak(self.message.into_boxed_str());
+                std::panic::resume_unwind(Box::new(text))
+            }
+            // As a panic on a thread: the worker printed it; carry the message.
+            (ErrorKind::Panic, PayloadKind::Owned) => std::panic::resume_unwind(Box::new(self.message)),
+            _ => std::panic::panic_any(format!("amorsize: {self}")),
         }
     }
 
@@ -83,6 +131,14 @@ impl fmt::Display for Error {
                     self.index, self.message
                 )
             }
+            ErrorKind::TimedOut { limit } => write!(
+                f,
+                "item {}: ran longer than the item timeout ({limit:?}) on a worker process,                  which was killed{}{}",
+                self.index,
+                if self.message.is_empty() { "" } else { ": " },
+                self.message
+            ),
+            ErrorKind::NotRun => write!(f, "item {} was not run: {}", self.index, self.message),
         }
     }
 }
@@ -91,11 +147,19 @@ impl std::error::Error for Error {}
 
 /// The text of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    panic_text(payload).0
+}
+
+/// The text of a panic payload and what type it had.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> (String, PayloadKind) {
     if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
+        ((*s).to_string(), PayloadKind::Static)
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+        (s.clone(), PayloadKind::Owned)
     } else {
-        "<non-string panic payload>".to_string()
+        (
+            "<non-string panic payload>".to_string(),
+            PayloadKind::Owned,
+        )
     }
 }

@@ -222,6 +222,23 @@ pub enum Reason {
         /// The estimate of the remaining items.
         remaining: usize,
     },
+    /// Fewer worker processes than planned could be had (none, when `started` is 0:
+    /// then a job pinned to processes fails its items as not run, and an automatic
+    /// choice runs elsewhere).
+    WorkersUnavailable {
+        /// Workers the plan asked for.
+        planned: usize,
+        /// Workers that started.
+        started: usize,
+        /// Why the others could not start.
+        why: String,
+    },
+    /// [`item_timeout`](crate::AutoIter::item_timeout) was set, but only worker
+    /// processes can be stopped in the middle of an item.
+    ItemTimeoutNotApplied {
+        /// The backend the job runs on.
+        backend: Backend,
+    },
 }
 
 fn secs(f: &mut fmt::Formatter<'_>, s: f64) -> fmt::Result {
@@ -320,6 +337,24 @@ impl fmt::Display for Reason {
             Reason::LengthEstimated { remaining } => {
                 write!(f, "input length unknown; estimated {remaining} more items")
             }
+            Reason::WorkersUnavailable {
+                planned,
+                started: 0,
+                why,
+            } => write!(f, "none of {planned} worker processes could start: {why}"),
+            Reason::WorkersUnavailable {
+                planned,
+                started,
+                why,
+            } => write!(
+                f,
+                "only {started} of {planned} worker processes could start: {why}"
+            ),
+            Reason::ItemTimeoutNotApplied { backend } => write!(
+                f,
+                "item_timeout does not apply on {backend}: only worker processes can be \
+                 stopped in the middle of an item"
+            ),
         }
     }
 }
@@ -401,6 +436,42 @@ impl Plan {
     pub fn main_reason(&self) -> Option<&Reason> {
         self.reasons.first()
     }
+
+    /// "AMORSIZE_BACKEND=processes cannot be used (why); using rayon", when a pinned
+    /// backend could not run: the one-line form names what was overridden and where
+    /// the pin came from, whatever the main reason.
+    fn unavailable_pin(&self) -> Option<String> {
+        let (pinned, used) = self.reasons.iter().find_map(|r| match r {
+            Reason::PinnedUnavailable { pinned, used } => Some((*pinned, *used)),
+            _ => None,
+        })?;
+        let source = self
+            .reasons
+            .iter()
+            .find_map(|r| match r {
+                Reason::Environment { variable, value } if *variable == "AMORSIZE_BACKEND" => {
+                    Some(format!("{variable}={value}"))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("pinned {pinned}"));
+        let why = self.reasons.iter().find_map(|r| match r {
+            Reason::Excluded { backend, why } if *backend == pinned => Some(why.as_str()),
+            _ => None,
+        });
+        let why = self
+            .candidates
+            .iter()
+            .find_map(|c| match (&c.estimate, c.backend == pinned) {
+                (Err(Reason::Excluded { why, .. }), true) => Some(why.as_str()),
+                _ => None,
+            })
+            .or(why);
+        Some(match why {
+            Some(why) => format!("{source} cannot be used ({why}); using {used}"),
+            None => format!("{source} cannot be used; using {used}"),
+        })
+    }
 }
 
 impl fmt::Display for Plan {
@@ -420,8 +491,11 @@ impl fmt::Display for Plan {
             }
             write!(f, " x {})", Secs(self.sample.mean_item_secs))?;
         }
-        if let Some(r) = self.main_reason() {
-            write!(f, "; {r}")?;
+        match (self.main_reason(), self.unavailable_pin()) {
+            (Some(Reason::PinnedUnavailable { .. }), Some(note)) => write!(f, "; {note}")?,
+            (Some(r), Some(note)) => write!(f, "; {r}; {note}")?,
+            (Some(r), None) => write!(f, "; {r}")?,
+            (None, _) => {}
         }
         if f.alternate() {
             self.fmt_breakdown(f)?;

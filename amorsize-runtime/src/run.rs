@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use crate::__private::SERIAL_BUILD;
 use crate::cache::{self, Key};
@@ -66,11 +67,29 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     progress: Progress,
     /// The machine the model planned with, for the plan cache.
     machine: Option<Arc<probe::MachineProfile>>,
+    /// The longest an item may run on a worker process.
+    item_timeout: Option<Duration>,
+    /// Why worker processes cannot be trusted with this job's task, when the job is
+    /// pinned to them (an automatic choice just excludes them).
+    refused: Option<String>,
 }
+
+/// A plan with what it needs to run: on processes, its workers or why there are none.
+#[cfg(unix)]
+type Provisioned = (Arc<Plan>, Option<ProcessWorkers>);
+#[cfg(not(unix))]
+type Provisioned = (Arc<Plan>, Option<std::convert::Infallible>);
+
+/// Worker processes taken for a job planned on them, or why there are none.
+#[cfg(unix)]
+type ProcessWorkers = Result<Vec<crate::process::pool::Worker>, String>;
 
 /// A decision, made and announced, waiting for the job to run under it.
 pub(crate) struct Decision {
     plan: Arc<Plan>,
+    /// For a plan on processes: its workers, already started, or why none could be.
+    #[cfg(unix)]
+    workers: Option<ProcessWorkers>,
 }
 
 impl Decision {
@@ -107,6 +126,8 @@ where
             exhausted: false,
             progress,
             machine: None,
+            item_timeout: auto.item_timeout,
+            refused: None,
         }
     }
 
@@ -134,7 +155,8 @@ where
         };
         if let Some(reason) = inline {
             // Not cached: these switches hold for the whole process or thread.
-            return self.announce(Arc::new(Plan::serial(reason)), false);
+            let plan = self.provision(Arc::new(Plan::serial(reason)), env);
+            return self.announce(plan, false);
         }
 
         let len = exact_len(self.source.size_hint());
@@ -158,7 +180,11 @@ where
                 }
                 _ => Arc::clone(&entry.plan),
             };
-            return self.announce(plan, true);
+            let cached = Arc::clone(&plan);
+            let provisioned = self.provision(plan, env);
+            // Logged when it was made, unless running it changed it.
+            let warm = Arc::ptr_eq(&provisioned.0, &cached);
+            return self.announce(provisioned, warm);
         }
 
         let options = self.effective_options(env);
@@ -169,8 +195,73 @@ where
         };
         let plan = attribute_env(plan, &self.options, env);
         let plan = Arc::new(self.label(plan));
-        cache::put(key, Arc::clone(&plan), self.machine.take());
+        // A task refused for processes is checked again on the next call.
+        if self.refused.is_none() {
+            cache::put(key, Arc::clone(&plan), self.machine.take());
+        }
+        let plan = self.provision(plan, env);
         self.announce(plan, false)
+    }
+
+    /// What a plan needs before it runs: on processes, its workers, started now so the
+    /// plan can say when fewer (or none) could start. A job pinned to processes that
+    /// gets none keeps its plan and fails its items as not run (a task never runs in the
+    /// caller when the user chose isolation); an automatic choice is planned again
+    /// without processes. Also notes an item timeout that the backend cannot apply.
+    fn provision(&mut self, plan: Arc<Plan>, env: &env::EnvConfig) -> Provisioned {
+        let mut plan = plan;
+        if self.item_timeout.is_some() && plan.backend != Backend::Processes {
+            let mut p = (*plan).clone();
+            p.reasons.push(Reason::ItemTimeoutNotApplied {
+                backend: plan.backend,
+            });
+            plan = Arc::new(p);
+        }
+        #[cfg(unix)]
+        if plan.backend == Backend::Processes {
+            let pinned = self.options.backend.or(env.backend) == Some(Backend::Processes);
+            let planned = plan.workers.max(1);
+            let taken = match self.refused.clone() {
+                Some(why) => Err(why),
+                None => crate::process::pool::take(planned).map_err(|e| e.to_string()),
+            };
+            return match taken {
+                Ok(ws) if ws.len() < planned => {
+                    let mut p = (*plan).clone();
+                    p.reasons.push(Reason::WorkersUnavailable {
+                        planned,
+                        started: ws.len(),
+                        why: "the others failed to start (see stderr)".to_string(),
+                    });
+                    p.workers = ws.len();
+                    (Arc::new(p), Some(Ok(ws)))
+                }
+                Ok(ws) => (plan, Some(Ok(ws))),
+                Err(why) if pinned => {
+                    let mut p = (*plan).clone();
+                    p.reasons.push(Reason::WorkersUnavailable {
+                        planned,
+                        started: 0,
+                        why: why.clone(),
+                    });
+                    (Arc::new(p), Some(Err(why)))
+                }
+                Err(why) => {
+                    let mut options = self.effective_options(env);
+                    options.forbid(Backend::Processes, why);
+                    let machine = self
+                        .machine
+                        .clone()
+                        .unwrap_or_else(|| Arc::new(probe::profile().clone()));
+                    let replanned = model::plan(&plan.sample, &machine, &options);
+                    let replanned = self.label(attribute_env(replanned, &self.options, env));
+                    (Arc::new(replanned), None)
+                }
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = env;
+        (plan, None)
     }
 
     /// Options as the model sees them: code pins, then the environment, then what the
@@ -284,6 +375,8 @@ where
         );
         self.state = Some(state);
         self.consumed += extra.items;
+        #[cfg(unix)]
+        let checks = extra.checks;
         let head = self
             .head
             .get_or_insert_with(|| self.fold.empty(extra.outputs.len()));
@@ -302,8 +395,23 @@ where
             plan.sample = stats.clone();
             return Some(plan);
         }
-        if remote.is_some() {
-            process_costs(stats, machine, options);
+        #[cfg(unix)]
+        if let Some(remote) = &remote {
+            let pinned = options.backend == Some(Backend::Processes);
+            let measured = process_costs(stats, machine, options);
+            // Checked wherever processes may run the task: when their costs were
+            // measured (they can win) or when the job is pinned to them.
+            if (measured || pinned)
+                && options.excluded(Backend::Processes).is_none()
+                && let Err(why) =
+                    crate::process::verify::verify(remote.task(), &checks, stats.mean_item_secs)
+            {
+                if pinned {
+                    self.refused = Some(why);
+                } else {
+                    options.forbid(Backend::Processes, why);
+                }
+            }
         }
         None
     }
@@ -315,7 +423,9 @@ where
 
     /// Logs the plan and calls the user's hook; a warm cache hit logs nothing (it was
     /// logged when it was made).
-    fn announce(&mut self, plan: Arc<Plan>, warm: bool) -> Decision {
+    fn announce(&mut self, (plan, workers): Provisioned, warm: bool) -> Decision {
+        #[cfg(not(unix))]
+        let _ = workers;
         let env = env::config();
         let log = if self.site.config.is_some_and(|c| c.log) {
             env.log.max(LogLevel::Plan)
@@ -342,7 +452,11 @@ where
         if let Some(hook) = self.hook.take() {
             hook(&plan);
         }
-        Decision { plan }
+        Decision {
+            plan,
+            #[cfg(unix)]
+            workers,
+        }
     }
 
     /// Runs the rest of the job under `decision`: the sampled outputs first, then every
@@ -361,9 +475,14 @@ where
             state,
             exhausted,
             progress,
+            item_timeout,
             ..
         } = self;
-        let plan = decision.plan;
+        let Decision {
+            plan,
+            #[cfg(unix)]
+            workers,
+        } = decision;
         let _span = span!("execute");
         let out = if exhausted {
             fin.done(&fold, head)
@@ -375,7 +494,14 @@ where
                 state,
                 progress: &progress,
             };
-            execute(&plan, context, &stage, &fold, fin, rest)
+            let run = Run {
+                plan: &plan,
+                context,
+                #[cfg(unix)]
+                workers,
+                item_timeout,
+            };
+            execute(run, &stage, &fold, fin, rest)
         };
         progress.finish();
         out
@@ -406,10 +532,18 @@ impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
     }
 }
 
+/// How the rest of a job runs: the plan and what was prepared for it.
+struct Run<'p> {
+    plan: &'p Plan,
+    context: Context,
+    #[cfg(unix)]
+    workers: Option<ProcessWorkers>,
+    item_timeout: Option<Duration>,
+}
+
 /// Runs the rest of a job on the planned backend.
 fn execute<T, I, S, K, C>(
-    plan: &Plan,
-    context: Context,
+    run: Run<'_>,
     stage: &S,
     fold: &K,
     fin: C,
@@ -422,6 +556,7 @@ where
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
 {
+    let Run { plan, context, .. } = run;
     let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
     // The input's length was unknown: the model planned for an estimate.
     let estimated = match plan.sample.remaining_items {
@@ -467,26 +602,32 @@ where
             }
         },
         #[cfg(unix)]
-        Backend::Processes => match (stage.remote(), crate::process::pool::take(workers)) {
-            (Some(remote), Ok(pool)) => {
-                let Rest {
-                    source,
-                    first,
-                    head,
-                    progress,
-                    ..
-                } = rest;
-                let counted = source.inspect(|_| progress.add(1));
-                let accs = exec::Processes::new(&remote, fold, pool, (first..).zip(counted), chunk);
-                fin.chunks(fold, head, accs)
+        Backend::Processes => {
+            let Some(remote) = stage.remote() else {
+                // The model plans processes only for a registered task.
+                return serial(stage, fold, fin, rest);
+            };
+            let taken = match run.workers {
+                Some(taken) => taken,
+                None => crate::process::pool::take(workers).map_err(|e| e.to_string()),
+            };
+            let Rest {
+                source,
+                first,
+                head,
+                progress,
+                ..
+            } = rest;
+            let counted = source.inspect(|_| progress.add(1));
+            let items = (first..).zip(counted);
+            let accs = match taken {
+                Ok(pool) => exec::Processes::new(&remote, fold, pool, items, chunk),
+                Err(why) => exec::Processes::new(&remote, fold, Vec::new(), items, chunk)
+                    .cannot_start(why),
             }
-            (remote, pool) => {
-                if let (Some(_), Err(e)) = (remote, pool) {
-                    eprintln!("amorsize: cannot start worker processes ({e}); running serially");
-                }
-                serial(stage, fold, fin, rest)
-            }
-        },
+            .item_timeout(run.item_timeout);
+            fin.chunks(fold, head, accs)
+        }
         _ => serial(stage, fold, fin, rest),
     }
 }
@@ -496,19 +637,19 @@ where
 const PROCESS_COSTS_MIN_WORK_SECS: f64 = 10e-3;
 
 /// Puts the process pool's measured costs into `machine`, or excludes processes if no
-/// worker can start.
+/// worker can start. `false` when the job is too small to measure them.
+#[cfg(unix)]
 fn process_costs(
     stats: &model::SampleStats,
     machine: &mut probe::MachineProfile,
     options: &mut Options,
-) {
+) -> bool {
     let work = stats
         .remaining_items
         .map_or(f64::INFINITY, |n| n as f64 * stats.mean_item_secs);
     if work < PROCESS_COSTS_MIN_WORK_SECS {
-        return;
+        return false;
     }
-    #[cfg(unix)]
     match crate::process::costs::costs() {
         Ok(c) => {
             machine.overheads.process_start_secs = c.start_secs;
@@ -531,8 +672,7 @@ fn process_costs(
             format!("worker processes could not start: {e}"),
         ),
     }
-    #[cfg(not(unix))]
-    let _ = (machine, options);
+    true
 }
 
 /// The serial path: sampled outputs, then the rest through the stage's std iterator
@@ -590,6 +730,18 @@ fn attribute_env(mut plan: Plan, code: &Options, env: &env::EnvConfig) -> Plan {
             };
         }
     }
+    if code.backend.is_none()
+        && let Some(b) = env.backend
+        && plan
+            .reasons
+            .iter()
+            .any(|r| matches!(r, Reason::PinnedUnavailable { .. }))
+    {
+        plan.reasons.push(Reason::Environment {
+            variable: "AMORSIZE_BACKEND",
+            value: b.to_string(),
+        });
+    }
     if let Some(cap) = env.max_workers
         && !plan.reasons.iter().any(|r| {
             matches!(r, Reason::Environment { variable, .. } if *variable == "AMORSIZE_MAX_WORKERS")
@@ -623,7 +775,11 @@ fn pinned_plan(options: &Options, len: Option<usize>) -> Plan {
     plan.remaining_items = len;
     let given_workers = options.max_workers.unwrap_or(1);
     let given_chunk = options.chunk_size.unwrap_or(1);
-    let max_workers = len.map_or(exec::MAX_THREADS, |n| n.clamp(1, exec::MAX_THREADS));
+    let backend_cap = match backend {
+        Backend::Processes => crate::process::max_workers(probe::profile().cpu_budget),
+        _ => exec::MAX_THREADS,
+    };
+    let max_workers = len.map_or(backend_cap, |n| n.clamp(1, backend_cap));
     let workers = given_workers.clamp(1, max_workers);
     let chunk = given_chunk.clamp(1, exec::MAX_CHUNK);
     for (option, given, used) in [

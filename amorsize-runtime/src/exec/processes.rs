@@ -4,17 +4,24 @@
 //!
 //! Conventions of the [pipelined executor](super::pipeline): at most `2 × workers`
 //! chunks in flight (so a lazy source is never drained beyond that), results in chunk
-//! order, a failure that propagates stops dispatching, waits for the work in flight,
-//! then reaches the caller; dropping the iterator (a consumer that stopped early) does
-//! the same without the failure. Workers go back to the pool afterwards.
+//! order. A failure that propagates stops dispatching and reaches the caller; dropping
+//! the iterator (a consumer that stopped early) stops too. Either way the items in
+//! flight are no longer wanted: their workers are killed rather than waited for (an
+//! item may hang), and idle workers go back to the pool.
 //!
-//! A worker that dies fails the item it was running (the first unanswered item of its
-//! oldest chunk: it answers items in order, one frame each, before starting the next),
+//! Each piece of a chunk sent to a worker starts with a `Ping` that the worker answers
+//! when it reaches the piece, before its first item. A worker that dies fails the item
+//! it was running (the first unanswered item of its oldest piece, if it had reached
+//! that piece: it answers items in order, one frame each, before starting the next),
 //! keeps the items it had answered, and its unstarted items go to the other workers or
-//! to its replacement. So every item runs at most once, and gets an output or an error.
+//! to its replacement. So every item runs at most once, and gets an output or an
+//! error. A worker whose current item runs past the job's item timeout is killed, and
+//! that item fails as timed out. When no worker can be started (the executable was
+//! deleted or replaced, say), the items that have no worker left fail as not run;
+//! nothing runs in the caller.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::resume_unwind;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Select;
 
@@ -37,6 +44,8 @@ struct Piece {
     seq: u64,
     items: Vec<Sent>,
     next: usize,
+    /// The worker answered the piece's `Ping`: it has started on the piece's items.
+    reached: bool,
 }
 
 /// A worker and the pieces it owes replies for, oldest first.
@@ -45,12 +54,41 @@ struct Slot {
     pieces: VecDeque<Piece>,
     /// Why the worker said it is giving up (`Fatal`), for the error that follows.
     fatal: Option<String>,
+    /// When the worker's current item began, as far as the parent can tell: its last
+    /// reply, or when it was given work while idle.
+    since: Instant,
+    /// The worker was killed for running an item past this limit.
+    timed_out: Option<Duration>,
+}
+
+impl Slot {
+    fn new(worker: Worker) -> Slot {
+        Slot {
+            worker,
+            pieces: VecDeque::new(),
+            fatal: None,
+            since: Instant::now(),
+            timed_out: None,
+        }
+    }
 }
 
 /// A chunk's outputs as they arrive.
 struct ChunkBuf<O> {
+    /// Input index of the chunk's first item (its items are consecutive).
+    first: usize,
     outs: Vec<Option<O>>,
     missing: usize,
+}
+
+/// What waiting for the workers gave.
+enum Waited {
+    /// An event of slot `.0`.
+    Event(usize, Event),
+    /// A busy worker's item timeout passed first.
+    Deadline,
+    /// No worker owes anything.
+    Idle,
 }
 
 /// An iterator over the partial results of each chunk, in input order, while worker
@@ -69,6 +107,11 @@ pub(crate) struct Processes<'a, T, O, K: ChunkFold<O>, Src> {
     done: bool,
     /// The first failure that propagates (no `catch_unwind()`).
     failure: Option<Error>,
+    /// Why no more workers can be had in this job: after one start failed, later items
+    /// without a worker fail at once instead of trying again.
+    cannot_start: Option<String>,
+    /// The longest an item may run on a worker.
+    item_timeout: Option<Duration>,
 }
 
 impl<'a, T, O, K, Src> Processes<'a, T, O, K, Src>
@@ -76,7 +119,9 @@ where
     K: ChunkFold<O>,
     Src: Iterator<Item = (usize, T)>,
 {
-    /// Runs the items of `src` on `workers`, `chunk` items at a time.
+    /// Runs the items of `src` on `workers`, `chunk` items at a time. With no workers,
+    /// one is started for the first chunk; if that fails, every item fails as not run
+    /// with `cannot_start` (or the start error) as the cause.
     pub(crate) fn new(
         remote: &'a Remote<T, O>,
         fold: &'a K,
@@ -91,21 +136,28 @@ where
             src,
             chunk: chunk.max(1),
             window: 2 * n as u64,
-            slots: workers
-                .into_iter()
-                .map(|worker| Slot {
-                    worker,
-                    pieces: VecDeque::new(),
-                    fatal: None,
-                })
-                .collect(),
+            slots: workers.into_iter().map(Slot::new).collect(),
             chunks: BTreeMap::new(),
             requeue: VecDeque::new(),
             next_send: 0,
             next_emit: 0,
             done: false,
             failure: None,
+            cannot_start: None,
+            item_timeout: None,
         }
+    }
+
+    /// Kills a worker whose item runs longer than `limit`, failing that item.
+    pub(crate) fn item_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.item_timeout = limit;
+        self
+    }
+
+    /// Fails every item that finds no worker with `why`, without trying to start one.
+    pub(crate) fn cannot_start(mut self, why: String) -> Self {
+        self.cannot_start = Some(why);
+        self
     }
 
     /// Sends re-queued pieces, then new chunks until the window is full.
@@ -116,16 +168,17 @@ where
         while self.failure.is_none() && !self.done && self.next_send - self.next_emit < self.window
         {
             let items: Vec<(usize, T)> = self.src.by_ref().take(self.chunk).collect();
-            if items.is_empty() {
+            let Some(&(first, _)) = items.first() else {
                 self.done = true;
                 break;
-            }
+            };
             let seq = self.next_send;
             self.next_send += 1;
             let n = items.len();
             self.chunks.insert(
                 seq,
                 ChunkBuf {
+                    first,
                     outs: (0..n).map(|_| None).collect(),
                     missing: n,
                 },
@@ -147,6 +200,7 @@ where
                     seq,
                     items: sent,
                     next: 0,
+                    reached: false,
                 });
             }
         }
@@ -169,18 +223,29 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         buf.missing = buf.missing.saturating_sub(1);
     }
 
-    /// Fails every item of `piece` from its `next` on with `why`.
+    /// Fails every item of `piece` from its `next` on: they were never run.
     fn fail_piece(&mut self, piece: Piece, why: &str) {
         for s in &piece.items[piece.next..] {
-            let e = Error::new(
-                s.index,
-                ErrorKind::WorkerDied {
-                    code: None,
-                    signal: None,
-                },
-                why.to_string(),
-            );
+            let e = Error::new(s.index, ErrorKind::NotRun, why.to_string());
             self.complete(piece.seq, s.offset, s.index, Reply::Failed(e));
+        }
+    }
+
+    /// One more worker for this job, unless starting one already failed.
+    fn start_worker(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.cannot_start {
+            return Err(why.clone());
+        }
+        match pool::take(1) {
+            Ok(ws) => {
+                self.slots.extend(ws.into_iter().map(Slot::new));
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("no worker process could be started: {e}");
+                self.cannot_start = Some(why.clone());
+                Err(why)
+            }
         }
     }
 
@@ -200,32 +265,31 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                 }
             }
         }
-        if self.slots.is_empty() {
-            match pool::take(1) {
-                Ok(ws) => self.slots.extend(ws.into_iter().map(|worker| Slot {
-                    worker,
-                    pieces: VecDeque::new(),
-                    fatal: None,
-                })),
-                Err(e) => {
-                    let why = format!("no worker process could be started: {e}");
-                    return self.fail_piece(piece, &why);
-                }
-            }
+        if self.slots.is_empty()
+            && let Err(why) = self.start_worker()
+        {
+            return self.fail_piece(piece, &why);
         }
         let Some(slot) = self.slots.iter_mut().min_by_key(|s| s.pieces.len()) else {
             return self.fail_piece(piece, "no worker process");
         };
         let mut out = Vec::new();
         slot.worker.bind(self.remote.task(), &mut out);
+        // Answered when the worker reaches this piece: until then, none of its items
+        // has started, and a death is not theirs.
+        frame::ping(&mut out, piece.seq);
         for s in &piece.items[piece.next..] {
             // The codec keeps every payload below the frame limit.
             let _ = frame::item(&mut out, s.index as u64, &s.payload);
+        }
+        if slot.pieces.is_empty() {
+            slot.since = Instant::now();
         }
         // If the pipe is gone, the worker's `Closed` event re-dispatches the piece.
         slot.worker.send(out);
         piece.items.drain(..piece.next);
         piece.next = 0;
+        piece.reached = false;
         slot.pieces.push_back(piece);
     }
 
@@ -241,46 +305,86 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         })
     }
 
-    /// Waits for one event from a worker that owes replies; `None` if none does.
-    fn wait(&self) -> Option<(usize, Event)> {
-        if let Some(r) = self.ready() {
-            return Some(r);
+    /// Waits for one event from a worker that owes replies, or for the first item
+    /// timeout to pass.
+    fn wait(&self) -> Waited {
+        if let Some((i, ev)) = self.ready() {
+            return Waited::Event(i, ev);
         }
         let busy: Vec<usize> = (0..self.slots.len())
             .filter(|&i| !self.slots[i].pieces.is_empty())
             .collect();
         if busy.is_empty() {
-            return None;
+            return Waited::Idle;
         }
         let mut sel = Select::new();
         for &i in &busy {
             sel.recv(self.slots[i].worker.events());
         }
-        let op = sel.select();
+        let deadline = self.item_timeout.and_then(|limit| {
+            busy.iter()
+                .filter(|&&i| self.slots[i].timed_out.is_none())
+                .map(|&i| self.slots[i].since + limit)
+                .min()
+        });
+        let op = match deadline {
+            Some(d) => match sel.select_deadline(d) {
+                Ok(op) => op,
+                Err(_) => return Waited::Deadline,
+            },
+            None => sel.select(),
+        };
         let i = busy[op.index()];
         let ev = op
             .recv(self.slots[i].worker.events())
             .unwrap_or_else(|_| Event::Closed(Exit::default()));
-        Some((i, ev))
+        Waited::Event(i, ev)
+    }
+
+    /// Kills every worker whose current item ran past the item timeout; its `Closed`
+    /// event then fails that item.
+    fn enforce_timeout(&mut self) {
+        let Some(limit) = self.item_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        for slot in &mut self.slots {
+            if !slot.pieces.is_empty() && slot.timed_out.is_none() && now >= slot.since + limit {
+                slot.timed_out = Some(limit);
+                slot.worker.kill();
+            }
+        }
     }
 
     /// Handles one event of slot `i`. With `keep` false (stopping), replies are
     /// discarded and a dead worker's items are not sent again.
     fn handle(&mut self, i: usize, ev: Event, keep: bool) {
+        self.slots[i].since = Instant::now();
         let reply = match ev {
             Event::Frame(FromWorker::Output { index, payload }) => Ok((index, Ok(payload))),
-            Event::Frame(FromWorker::Panicked { index, message }) => {
-                Ok((index, Err((ErrorKind::Panic, message))))
-            }
+            Event::Frame(FromWorker::Panicked {
+                index,
+                message,
+                payload,
+            }) => Ok((index, Err((ErrorKind::Panic, message, payload)))),
             Event::Frame(FromWorker::Failed { index, message }) => {
-                Ok((index, Err((ErrorKind::Serialize, message))))
+                Ok((index, Err((ErrorKind::Serialize, message, Default::default()))))
             }
             Event::Frame(FromWorker::Fatal { message }) => {
                 self.slots[i].fatal = Some(message);
                 return;
             }
+            Event::Frame(FromWorker::Pong { nonce }) => {
+                let slot = &mut self.slots[i];
+                if let Some(p) = slot.pieces.iter_mut().find(|p| !p.reached)
+                    && p.seq == nonce
+                {
+                    p.reached = true;
+                }
+                return;
+            }
             Event::Frame(FromWorker::Bye) => Err(None),
-            Event::Frame(FromWorker::Hello { .. } | FromWorker::Pong { .. }) => return,
+            Event::Frame(FromWorker::Hello { .. }) => return,
             Event::Closed(exit) => Err(Some(exit)),
         };
         match reply {
@@ -289,6 +393,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                 let expected = slot
                     .pieces
                     .front()
+                    .filter(|p| p.reached)
                     .and_then(|p| p.items.get(p.next))
                     .map(|s| (s.index as u64, s.offset));
                 let Some((want, offset)) = expected.filter(|(w, _)| *w == index) else {
@@ -309,8 +414,8 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                     let index = want as usize;
                     match r {
                         Ok(payload) => self.complete(seq, offset, index, Reply::Output(&payload)),
-                        Err((kind, message)) => {
-                            let e = Error::new(index, kind, message);
+                        Err((kind, message, payload)) => {
+                            let e = Error::new(index, kind, message).with_payload(payload);
                             self.complete(seq, offset, index, Reply::Failed(e))
                         }
                     }
@@ -320,26 +425,38 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                 let slot = self.slots.swap_remove(i);
                 let mut pieces = slot.pieces;
                 if let Some(exit) = exit {
-                    // Died: the first unanswered item was running.
+                    // Died: the first unanswered item of a piece it had reached was
+                    // running. A worker that had not reached its oldest piece (it died
+                    // idle, or was killed between items) ran none of it.
                     if let Some(front) = pieces.front_mut()
+                        && (front.reached || slot.fatal.is_some())
                         && let Some(s) = front.items.get(front.next)
                     {
                         let (index, seq, offset) = (s.index, front.seq, s.offset);
                         front.next += 1;
                         if keep {
-                            let detail = slot.fatal.unwrap_or(exit.detail.clone());
-                            let e = died(index, slot.worker.pid(), &exit, &detail);
+                            let e = match slot.timed_out {
+                                Some(limit) => Error::new(
+                                    index,
+                                    ErrorKind::TimedOut { limit },
+                                    format!("pid {}", slot.worker.pid()),
+                                ),
+                                None => {
+                                    let detail = slot.fatal.unwrap_or(exit.detail.clone());
+                                    died(index, slot.worker.pid(), &exit, &detail)
+                                }
+                            };
                             self.complete(seq, offset, index, Reply::Failed(e));
                         }
                     }
-                    if keep && self.failure.is_none() {
+                    if keep && self.failure.is_none() && self.cannot_start.is_none() {
                         // Replace the dead worker.
-                        if let Ok(ws) = pool::start(1) {
-                            self.slots.extend(ws.into_iter().map(|worker| Slot {
-                                worker,
-                                pieces: VecDeque::new(),
-                                fatal: None,
-                            }));
+                        match pool::start(1) {
+                            Ok(ws) => self.slots.extend(ws.into_iter().map(Slot::new)),
+                            Err(e) => {
+                                self.cannot_start =
+                                    Some(format!("no worker process could be started: {e}"));
+                            }
                         }
                     }
                 }
@@ -352,13 +469,35 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         }
     }
 
-    /// Stops: waits for the replies still owed (discarding them).
-    fn drain(&mut self) {
+    /// Stops: the items in flight are not wanted any more, so their workers are killed
+    /// rather than waited for (an item may hang); workers with nothing in flight stay
+    /// for the pool.
+    fn stop(&mut self) {
         self.requeue.clear();
         self.done = true;
-        while let Some((i, ev)) = self.wait() {
-            self.handle(i, ev, false);
-        }
+        self.slots.retain(|s| {
+            if s.pieces.is_empty() {
+                true
+            } else {
+                // Its reader thread reaps it.
+                s.worker.kill();
+                false
+            }
+        });
+    }
+
+    /// The index of the first item of the next chunk to emit that has no result yet.
+    fn first_missing(&self) -> usize {
+        self.chunks.get(&self.next_emit).map_or(0, |b| {
+            b.first + b.outs.iter().position(Option::is_none).unwrap_or(0)
+        })
+    }
+
+    /// Whether the next chunk to emit is complete.
+    fn emittable(&self) -> bool {
+        self.chunks
+            .get(&self.next_emit)
+            .is_some_and(|b| b.missing == 0)
     }
 }
 
@@ -391,47 +530,39 @@ where
     fn next(&mut self) -> Option<K::Acc> {
         loop {
             if let Some(e) = self.failure.take() {
-                self.drain();
-                match e.kind() {
-                    // As a panic on a thread: the worker printed it; carry the message.
-                    ErrorKind::Panic => resume_unwind(Box::new(e.message().to_string())),
-                    _ => std::panic::panic_any(format!("amorsize: {e}")),
-                }
+                self.stop();
+                e.resume();
             }
-            if self
-                .chunks
-                .get(&self.next_emit)
-                .is_some_and(|b| b.missing == 0)
+            if self.emittable()
                 && let Some(buf) = self.chunks.remove(&self.next_emit)
             {
                 self.next_emit += 1;
                 return Some(self.fold.fold(buf.outs.into_iter().flatten()));
             }
             self.fill();
-            if self.failure.is_some() {
+            // Pieces that failed on the spot may have completed chunks: emit those
+            // before waiting on busy workers.
+            if self.failure.is_some() || self.emittable() {
                 continue;
             }
             if self.done && self.next_emit == self.next_send {
                 return None;
             }
             match self.wait() {
-                Some((i, ev)) => self.handle(i, ev, true),
-                None if !self.requeue.is_empty() => {}
-                None => {
+                Waited::Event(i, ev) => self.handle(i, ev, true),
+                Waited::Deadline => self.enforce_timeout(),
+                Waited::Idle if !self.requeue.is_empty() => {}
+                Waited::Idle => {
                     // Nothing owed and the chunk still incomplete: replies were lost,
-                    // which the bookkeeping above rules out. Fail the missing items
-                    // rather than hang.
-                    let seq = self.next_emit;
-                    if let Some(buf) = self.chunks.get_mut(&seq) {
+                    // which the bookkeeping above rules out. Fail rather than hang.
+                    let index = self.first_missing();
+                    if let Some(buf) = self.chunks.get_mut(&self.next_emit) {
                         buf.missing = 0;
                     }
                     self.failure.get_or_insert(Error::new(
-                        0,
-                        ErrorKind::WorkerDied {
-                            code: None,
-                            signal: None,
-                        },
-                        "amorsize: replies from worker processes were lost (a bug)",
+                        index,
+                        ErrorKind::NotRun,
+                        "replies from worker processes were lost (a bug in amorsize)",
                     ));
                 }
             }
@@ -441,8 +572,8 @@ where
 
 impl<T, O, K: ChunkFold<O>, Src> Drop for Processes<'_, T, O, K, Src> {
     fn drop(&mut self) {
-        // Stopped early or unwinding: wait for what is owed, then return the workers.
-        self.drain();
+        // Stopped early or unwinding: kill what is in flight, return the idle workers.
+        self.stop();
         for slot in self.slots.drain(..) {
             pool::give_back(slot.worker);
         }

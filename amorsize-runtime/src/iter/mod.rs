@@ -27,6 +27,7 @@ mod stage;
 
 use std::fmt;
 use std::panic::Location;
+use std::time::Duration;
 
 pub use bounds::{ParFn, ParFnMutState, ParFold, ParInit};
 pub use catch_unwind::CatchUnwind;
@@ -90,6 +91,7 @@ pub struct AutoIter<I, S, H = fn(&Plan)> {
     pub(crate) hook: Option<H>,
     pub(crate) site: Site,
     pub(crate) progress: bool,
+    pub(crate) item_timeout: Option<Duration>,
 }
 
 /// Where a pipeline was written, and what the attribute that wrote it said.
@@ -136,6 +138,7 @@ impl<I: Iterator> AutoIter<I, Identity<I::Item>> {
                 config: None,
             },
             progress: false,
+            item_timeout: None,
         }
     }
 }
@@ -155,6 +158,7 @@ where
             hook: self.hook,
             site: self.site,
             progress: self.progress,
+            item_timeout: self.item_timeout,
         }
     }
 
@@ -212,7 +216,33 @@ where
             hook: Some(f),
             site: self.site,
             progress: self.progress,
+            item_timeout: self.item_timeout,
         }
+    }
+
+    /// Bounds how long one item may run on a worker process: an item still running
+    /// after `limit` fails with [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut)
+    /// (an `Err` under [`catch_unwind`](AutoIter::catch_unwind), otherwise a panic
+    /// naming the item), and its worker is killed and replaced. A worker stopped by a
+    /// signal counts as running.
+    ///
+    /// Only worker processes can be stopped in the middle of an item: on the other
+    /// backends (threads cannot be killed) the limit does not apply, and the plan
+    /// says so. Pin `.backend(Backend::Processes)` where the limit matters.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use amorsize_runtime::ParAuto;
+    /// let v: Vec<u32> = (0..10u32)
+    ///     .par_auto()
+    ///     .item_timeout(Duration::from_secs(60))
+    ///     .map(|x| x + 1)
+    ///     .collect();
+    /// assert_eq!(v, (1..11).collect::<Vec<_>>());
+    /// ```
+    pub fn item_timeout(mut self, limit: Duration) -> Self {
+        self.item_timeout = Some(limit);
+        self
     }
 
     /// Applies the settings of an `#[auto_parallel]` attribute.

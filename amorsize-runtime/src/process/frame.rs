@@ -1,8 +1,10 @@
 //! Frames of the worker protocol: `[u32 length, little-endian][tag u8][fields]`, the
 //! length counting the tag and fields, at most [`MAX_FRAME_BYTES`].
 //!
-//! Parent to worker: `Task` (which registered task the next items are for, by module
-//! path, name and signature), `Item` (an index and the encoded input), `Ping`.
+//! Parent to worker: `Task` (which registered task the next items are for: its
+//! [`WireId`], with module path, name and signature to check), `Item` (an index and
+//! the encoded input), `Ping` (answered in order, so the parent knows when the worker
+//! reached the items that follow it).
 //! Worker to parent: `Hello` (protocol and registry hash, first thing), one reply per
 //! item (`Output`, `Panicked` or `Failed`), `Pong`, `Bye` (idle timeout: nothing more
 //! was read) and `Fatal` (a protocol error, then the worker exits).
@@ -15,12 +17,15 @@
 use std::fmt;
 use std::io::{self, Read};
 
+use super::registry::{TaskEntry, WireId};
+use crate::error::PayloadKind;
+
 /// Largest frame accepted or written (1 GiB).
 pub(crate) const MAX_FRAME_BYTES: usize = 1 << 30;
 /// First field of `Hello`: "AMZ1".
 pub(crate) const MAGIC: u32 = 0x414d_5a31;
 /// Version of this protocol; parent and worker must agree.
-pub(crate) const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 2;
 
 const T_TASK: u8 = 1;
 const T_ITEM: u8 = 2;
@@ -32,12 +37,15 @@ const T_FAILED: u8 = 19;
 const T_PONG: u8 = 20;
 const T_BYE: u8 = 21;
 const T_FATAL: u8 = 22;
+/// Set on `T_PANICKED` when the panic's payload was a `&'static str`.
+const STATIC_PAYLOAD: u8 = 0x80;
 
 /// A frame from the parent, borrowing from the frame buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ToWorker<'a> {
     /// The following items are for this task.
     Task {
+        id: WireId,
         module: &'a str,
         name: &'a str,
         signature: &'a str,
@@ -60,8 +68,13 @@ pub(crate) enum FromWorker {
     },
     /// The encoded output of an item.
     Output { index: u64, payload: Vec<u8> },
-    /// The task panicked on the item.
-    Panicked { index: u64, message: String },
+    /// The task panicked on the item; `payload` says whether the payload was a
+    /// `&'static str`.
+    Panicked {
+        index: u64,
+        message: String,
+        payload: PayloadKind,
+    },
     /// The item's input could not be decoded or its output encoded.
     Failed { index: u64, message: String },
     /// The answer to `Ping`.
@@ -156,11 +169,12 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends a `Task` frame.
-pub(crate) fn task(out: &mut Vec<u8>, module: &str, name: &str, signature: &str) {
+pub(crate) fn task(out: &mut Vec<u8>, task: &'static TaskEntry) {
     let at = begin(out, T_TASK);
-    put_str(out, module);
-    put_str(out, name);
-    put_str(out, signature);
+    out.extend_from_slice(&task.wire_id().0.to_le_bytes());
+    put_str(out, task.module());
+    put_str(out, task.name());
+    put_str(out, task.signature());
     // Names are short: far below the limit.
     let _ = end(out, at);
 }
@@ -173,8 +187,7 @@ pub(crate) fn item(out: &mut Vec<u8>, index: u64, payload: &[u8]) -> Result<(), 
     end(out, at).inspect_err(|_| out.truncate(at))
 }
 
-/// Appends a `Ping` frame (the parent does not need one yet; tests do).
-#[cfg(test)]
+/// Appends a `Ping` frame.
 pub(crate) fn ping(out: &mut Vec<u8>, nonce: u64) {
     let at = begin(out, T_PING);
     out.extend_from_slice(&nonce.to_le_bytes());
@@ -211,9 +224,13 @@ fn with_message(out: &mut Vec<u8>, tag: u8, index: u64, message: &str) {
     let _ = end(out, at);
 }
 
-/// Appends a `Panicked` frame.
-pub(crate) fn panicked(out: &mut Vec<u8>, index: u64, message: &str) {
-    with_message(out, T_PANICKED, index, message)
+/// Appends a `Panicked` frame: the payload's kind travels in the tag's high bit.
+pub(crate) fn panicked(out: &mut Vec<u8>, index: u64, message: &str, payload: PayloadKind) {
+    let tag = match payload {
+        PayloadKind::Owned => T_PANICKED,
+        PayloadKind::Static => T_PANICKED | STATIC_PAYLOAD,
+    };
+    with_message(out, tag, index, message)
 }
 
 /// Appends a `Failed` frame.
@@ -305,6 +322,7 @@ pub(crate) fn parse_to_worker(body: &[u8]) -> Result<ToWorker<'_>, FrameError> {
     let (tag, mut c) = split(body)?;
     let msg = match tag {
         T_TASK => ToWorker::Task {
+            id: WireId(c.u32("task id")?),
             module: c.str("task module")?,
             name: c.str("task name")?,
             signature: c.str("task signature")?,
@@ -327,6 +345,8 @@ pub(crate) fn parse_to_worker(body: &[u8]) -> Result<ToWorker<'_>, FrameError> {
     Ok(msg)
 }
 
+const STATIC_PANICKED: u8 = T_PANICKED | STATIC_PAYLOAD;
+
 /// Parses a frame body read by the parent.
 pub(crate) fn parse_from_worker(body: &[u8]) -> Result<FromWorker, FrameError> {
     let (tag, mut c) = split(body)?;
@@ -341,9 +361,14 @@ pub(crate) fn parse_from_worker(body: &[u8]) -> Result<FromWorker, FrameError> {
             index: c.u64("output index")?,
             payload: std::mem::take(&mut c.rest).to_vec(),
         },
-        T_PANICKED => FromWorker::Panicked {
+        T_PANICKED | STATIC_PANICKED => FromWorker::Panicked {
             index: c.u64("panic index")?,
             message: c.rest_str("panic message")?,
+            payload: if tag == STATIC_PANICKED {
+                PayloadKind::Static
+            } else {
+                PayloadKind::Owned
+            },
         },
         T_FAILED => FromWorker::Failed {
             index: c.u64("failure index")?,
@@ -394,7 +419,8 @@ mod tests {
         let mut out = Vec::new();
         hello(&mut out, 42, 7);
         output(&mut out, 3, b"abc").unwrap();
-        panicked(&mut out, 4, "boom");
+        panicked(&mut out, 4, "boom", PayloadKind::Owned);
+        panicked(&mut out, 6, "literal", PayloadKind::Static);
         failed(&mut out, 5, "bad");
         pong(&mut out, 9);
         bye(&mut out);
@@ -415,7 +441,13 @@ mod tests {
                 },
                 FromWorker::Panicked {
                     index: 4,
-                    message: "boom".into()
+                    message: "boom".into(),
+                    payload: PayloadKind::Owned,
+                },
+                FromWorker::Panicked {
+                    index: 6,
+                    message: "literal".into(),
+                    payload: PayloadKind::Static,
                 },
                 FromWorker::Failed {
                     index: 5,
@@ -430,7 +462,7 @@ mod tests {
         );
 
         let mut out = Vec::new();
-        task(&mut out, "m", "n", "fn(u8) -> u8");
+        task(&mut out, &crate::process::registry::ECHO);
         item(&mut out, 11, &[1, 2]).unwrap();
         ping(&mut out, 5);
         let mut r = &out[..];
@@ -440,7 +472,7 @@ mod tests {
             seen.push(format!("{:?}", parse_to_worker(&buf).unwrap()));
         }
         assert_eq!(seen.len(), 3);
-        assert!(seen[0].contains("fn(u8) -> u8"));
+        assert!(seen[0].contains("fn(u64) -> u64"), "{}", seen[0]);
         assert!(seen[1].contains("index: 11"));
     }
 
@@ -493,7 +525,7 @@ mod tests {
         let mut good = Vec::new();
         hello(&mut good, 1, 2);
         output(&mut good, 3, &[4; 20]).unwrap();
-        panicked(&mut good, 5, "é");
+        panicked(&mut good, 5, "é", PayloadKind::Static);
         for cut in 0..good.len() {
             let _ = read_all(&good[..cut]);
         }

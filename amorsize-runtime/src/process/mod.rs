@@ -13,6 +13,8 @@
 //! - [`costs`]: process start and per-chunk round trip, measured once when processes
 //!   are first considered.
 //! - [`remote`]: a job's view of its task: encode inputs, turn replies into outputs.
+//! - [`verify`]: a few items already run in the caller, run again on a worker and
+//!   compared, before processes are trusted with a task (workers never run `main`).
 //!
 //! Linux is first-class and macOS best effort (both `unix`); elsewhere the backend is
 //! excluded with a reason.
@@ -25,6 +27,8 @@ pub(crate) mod frame;
 pub(crate) mod pool;
 pub(crate) mod registry;
 pub(crate) mod remote;
+#[cfg(unix)]
+pub(crate) mod verify;
 #[cfg(unix)]
 pub(crate) mod worker;
 
@@ -42,6 +46,13 @@ static IS_WORKER: AtomicBool = AtomicBool::new(false);
 /// Whether this process is an amorsize worker.
 pub(crate) fn is_worker() -> bool {
     IS_WORKER.load(Ordering::Relaxed) || std::env::var_os(MARKER).is_some()
+}
+
+/// The most worker processes one job may use with `cpu_budget` CPUs: processes serve
+/// work that keeps a CPU busy, so more than a few per CPU only add start-up costs and
+/// memory (the model itself never plans more than the CPUs).
+pub(crate) fn max_workers(cpu_budget: usize) -> usize {
+    cpu_budget.saturating_mul(4).max(4)
 }
 
 /// Why this job cannot run on worker processes, if it cannot; `has_task` says whether

@@ -2,16 +2,22 @@
 //! collected at link time into the [`TASKS`] distributed slice (`linkme`, so a worker
 //! sees every entry from its load-time constructor, before `main`).
 //!
-//! The parent finds a job's task by the `TypeId` of the function passed to `map`; the
-//! wire names it by module path, name and signature (never by `type_name`, which is not
-//! unique). Each entry carries type-erased encode and decode functions for its input
-//! and output types; the casts back to concrete types happen in this file only, each
-//! after comparing `TypeId`s.
+//! The parent finds a job's task by the `TypeId` of the function passed to `map` (a
+//! function item's type is unique). The wire names it by its position in [`TASKS`]
+//! ([`WireId`]): parent and worker are the same executable, so the slice is the same in
+//! both, and the handshake's [`hash`] covers every entry in slice order. Module path,
+//! name and signature are not unique (two `fn helper` nested in two functions of one
+//! module, two same-spelled local types, two versions of one crate) and are only sent
+//! along to be checked and to name the task in messages; `type_name` is never used.
+//! Each entry carries type-erased encode and decode functions for its input and output
+//! types; the casts back to concrete types happen in this file only, each after
+//! comparing `TypeId`s.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::ptr;
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -184,6 +190,16 @@ impl TaskEntry {
         (self.check_input)(bytes)
     }
 
+    /// The task's name on the wire: its position in [`TASKS`].
+    pub(crate) fn wire_id(&'static self) -> WireId {
+        // Every entry the parent holds came from `TASKS` (`by_type`), so it is found.
+        let index = TASKS
+            .iter()
+            .position(|e| ptr::eq(e, self))
+            .unwrap_or(usize::MAX);
+        WireId(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+
     /// Whether this entry is the task for function type `F` taking `T` to `R`.
     pub(crate) fn matches<F: ?Sized, T, R>(&self) -> bool {
         typeid::of::<F>() == (self.function)() && self.is_input::<T>() && self.is_output::<R>()
@@ -210,33 +226,34 @@ fn by_function() -> &'static HashMap<TypeId, &'static TaskEntry> {
     MAP.get_or_init(|| TASKS.iter().map(|e| ((e.function)(), e)).collect())
 }
 
-/// The entry the wire names, if this executable has it.
-pub(crate) fn by_key(module: &str, name: &str, signature: &str) -> Option<&'static TaskEntry> {
-    type Keys = HashMap<(&'static str, &'static str, &'static str), &'static TaskEntry>;
-    static MAP: OnceLock<Keys> = OnceLock::new();
-    MAP.get_or_init(|| {
-        TASKS
-            .iter()
-            .map(|e| ((e.module, e.name, e.signature), e))
-            .collect()
-    })
-    .get(&(module, name, signature))
-    .copied()
+/// A task's name on the wire: its index in [`TASKS`], unique within the executable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WireId(pub u32);
+
+/// The entry at `id`, if this executable has one there with the key the parent sent
+/// along (module path, name, signature). The key is not unique; the check only catches
+/// a parent and worker that disagree about the slice, which the handshake already rules
+/// out.
+pub(crate) fn by_wire_id(
+    id: WireId,
+    module: &str,
+    name: &str,
+    signature: &str,
+) -> Option<&'static TaskEntry> {
+    TASKS
+        .get(id.0 as usize)
+        .filter(|e| (e.module, e.name, e.signature) == (module, name, signature))
 }
 
-/// A hash of every entry's key, the same in every process of this executable: the
-/// handshake compares the parent's and the worker's (FNV-1a over the sorted keys).
+/// A hash of every entry's key in slice order, the same in every process of this
+/// executable and different in another build: the handshake compares the parent's and
+/// the worker's (FNV-1a), so a [`WireId`] means the same task on both sides.
 pub(crate) fn hash() -> u64 {
     static HASH: OnceLock<u64> = OnceLock::new();
     *HASH.get_or_init(|| {
-        let mut keys: Vec<_> = TASKS
-            .iter()
-            .map(|e| (e.module, e.name, e.signature))
-            .collect();
-        keys.sort_unstable();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (m, n, s) in keys {
-            for part in [m, n, s] {
+        for e in TASKS.iter() {
+            for part in [e.module, e.name, e.signature] {
                 for b in part.bytes().chain([0xff]) {
                     h ^= u64::from(b);
                     h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -307,8 +324,10 @@ mod tests {
         );
         assert!(std::ptr::eq(
             e,
-            by_key(e.module(), "echo", "fn(u64) -> u64").unwrap()
+            by_wire_id(e.wire_id(), e.module(), "echo", "fn(u64) -> u64").unwrap()
         ));
+        assert!(by_wire_id(e.wire_id(), e.module(), "echo", "fn(u32) -> u64").is_none());
+        assert!(by_wire_id(WireId(u32::MAX), e.module(), "echo", "fn(u64) -> u64").is_none());
         let mut buf = Vec::new();
         e.encode_input(&41u64, &mut buf).unwrap();
         assert!(e.encode_input(&41u32, &mut Vec::new()).is_err());

@@ -29,6 +29,7 @@ pub struct Remote<T, O> {
     catching: bool,
     finish: fn(&'static TaskEntry, usize, Reply<'_>) -> Result<O, Error>,
     output: fn(&'static TaskEntry, &[O]) -> Option<WireCost>,
+    encode_output: EncodeOutput<O>,
     _types: PhantomData<fn(&T) -> O>,
 }
 
@@ -40,6 +41,9 @@ impl<T, O> fmt::Debug for Remote<T, O> {
             .finish()
     }
 }
+
+/// Appends an output's encoding; `None` for a value that has none (an error).
+type EncodeOutput<O> = fn(&'static TaskEntry, &O, &mut Vec<u8>) -> Option<Result<(), CodecError>>;
 
 fn finish_plain<R>(task: &'static TaskEntry, index: usize, reply: Reply<'_>) -> Result<R, Error> {
     match reply {
@@ -128,6 +132,22 @@ fn output_catching<R>(task: &'static TaskEntry, values: &[Result<R, Error>]) -> 
     )
 }
 
+fn encode_plain<R>(
+    task: &'static TaskEntry,
+    value: &R,
+    out: &mut Vec<u8>,
+) -> Option<Result<(), CodecError>> {
+    Some(task.encode_output(value, out))
+}
+
+fn encode_catching<R>(
+    task: &'static TaskEntry,
+    value: &Result<R, Error>,
+    out: &mut Vec<u8>,
+) -> Option<Result<(), CodecError>> {
+    value.as_ref().ok().map(|v| task.encode_output(v, out))
+}
+
 /// The serialization error of item `index`.
 pub(crate) fn serialize(index: usize, e: CodecError) -> Error {
     Error::new(index, ErrorKind::Serialize, e.0)
@@ -143,6 +163,7 @@ impl<T, R> Remote<T, R> {
             catching: false,
             finish: finish_plain::<R>,
             output: output_plain::<R>,
+            encode_output: encode_plain::<R>,
             _types: PhantomData,
         })
     }
@@ -155,6 +176,7 @@ impl<T, R> Remote<T, R> {
             catching: true,
             finish: finish_catching::<R>,
             output: output_catching::<R>,
+            encode_output: encode_catching::<R>,
             _types: PhantomData,
         })
     }
@@ -175,6 +197,16 @@ impl<T, O> Remote<T, O> {
     /// propagates (no `catch_unwind()`).
     pub(crate) fn finish(&self, index: usize, reply: Reply<'_>) -> Result<O, Error> {
         (self.finish)(self.task, index, reply)
+    }
+
+    /// The encoding of an output as a worker would send it; `None` for an error value
+    /// (under `catch_unwind()`), which has no encoding.
+    pub(crate) fn encode_output(&self, value: &O) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match (self.encode_output)(self.task, value, &mut out)? {
+            Ok(()) => Some(out),
+            Err(_) => None,
+        }
     }
 
     /// What encoding `items` (in the parent) and decoding them (in a worker) costs.

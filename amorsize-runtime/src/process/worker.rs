@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::frame::{self, ToWorker};
 use super::registry::{self, TaskEntry};
 use super::{IS_WORKER, MARKER};
-use crate::error::panic_message;
+use crate::error::panic_text;
 
 /// How often the watchdog checks that the parent is still there.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(200);
@@ -209,10 +209,11 @@ fn serve(input: File, mut output: File, idle: Duration) -> i32 {
         out.clear();
         match frame::parse_to_worker(&body) {
             Ok(ToWorker::Task {
+                id,
                 module,
                 name,
                 signature,
-            }) => match registry::by_key(module, name, signature) {
+            }) => match registry::by_wire_id(id, module, name, signature) {
                 Some(t) => {
                     task = Some(t);
                     continue;
@@ -220,7 +221,10 @@ fn serve(input: File, mut output: File, idle: Duration) -> i32 {
                 None => {
                     return fatal(
                         &mut output,
-                        &format!("unknown task {module}::{name}: {signature}"),
+                        &format!(
+                            "no task {module}::{name}: {signature} at registry index {}",
+                            id.0
+                        ),
                     );
                 }
             },
@@ -236,7 +240,10 @@ fn serve(input: File, mut output: File, idle: Duration) -> i32 {
                         }
                     }
                     Ok(Err(e)) => frame::failed(&mut out, index, &e.to_string()),
-                    Err(payload) => frame::panicked(&mut out, index, &panic_message(&*payload)),
+                    Err(payload) => {
+                        let (message, kind) = panic_text(&*payload);
+                        frame::panicked(&mut out, index, &message, kind)
+                    }
                 }
             }
             Ok(ToWorker::Ping { nonce }) => frame::pong(&mut out, nonce),

@@ -23,12 +23,16 @@ pub(crate) const WIRE_ITEMS: usize = 8;
 /// stays under this (at least one is).
 pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
 
-/// What the extra measurements ran: outputs in order, and how many items were pulled.
+/// What the extra measurements ran: outputs in order, how many items were pulled, and
+/// (when processes are a candidate) the encodings of a few of them to check a worker
+/// against.
 #[derive(Debug)]
 pub(crate) struct Extra<O> {
     pub outputs: Vec<O>,
     pub items: usize,
     pub exhausted: bool,
+    #[cfg(unix)]
+    pub checks: Vec<crate::process::verify::Checked>,
 }
 
 /// Pulls a few more items from `src` (indices from `first_index`), measures with them
@@ -69,6 +73,24 @@ where
     let items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
     let pulled = items.len();
     let exhausted = pulled < want;
+    // Inputs are consumed by the run: encode the ones to check a worker with first.
+    #[cfg(unix)]
+    let mut checks: Vec<crate::process::verify::Checked> = match remote {
+        Some(r) => items
+            .iter()
+            .take(wire.min(crate::process::verify::CHECK_ITEMS))
+            .filter_map(|(index, x)| {
+                let mut input = Vec::new();
+                r.encode(x, &mut input).ok()?;
+                Some(crate::process::verify::Checked {
+                    index: *index,
+                    input,
+                    output: Vec::new(),
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     if let Some(c) = remote.and_then(|r| r.input_cost(items.iter().take(wire).map(|(_, x)| x))) {
         stats.in_bytes = c.bytes;
         stats.encode_in_secs = c.encode_secs;
@@ -83,9 +105,25 @@ where
         stats.encode_out_secs = c.encode_secs;
         stats.decode_out_secs = c.decode_secs;
     }
+    #[cfg(unix)]
+    if let Some(r) = remote {
+        // Checked items are the first pulled, so their outputs are the first ones; an
+        // item whose output has no encoding (it failed, under `catch_unwind()`) is not
+        // checked.
+        let first = first_index;
+        checks.retain_mut(|c| match outputs.get(c.index - first).and_then(|o| r.encode_output(o)) {
+            Some(bytes) => {
+                c.output = bytes;
+                true
+            }
+            None => false,
+        });
+    }
     Extra {
         outputs,
         items: pulled,
         exhausted,
+        #[cfg(unix)]
+        checks,
     }
 }
