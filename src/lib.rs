@@ -118,6 +118,13 @@ pub use amorsize_runtime::init;
 /// assert_eq!(sums[3], 12);
 /// ```
 ///
+/// Worker processes never run `main`: a task must not read state that only `main`
+/// sets (a `static` filled at start-up, `std::env::args()`, a global configured
+/// there). Initialise such state inside the task (a `LazyLock` computed from the
+/// environment, which workers inherit). amorsize checks a few items already run in
+/// the caller on a worker before trusting processes with a task, and refuses them,
+/// with the reason in the plan, when the results differ.
+///
 /// Without the macro, the same registration is a [`linkme`] entry of the runtime's
 /// task registry holding a shim that decodes the input, calls the function and encodes
 /// the output; a closure or an unmarked function runs on threads only, and the plan
