@@ -17,10 +17,11 @@ mod process;
 mod progress;
 mod run;
 mod sample;
+mod stats;
 
 pub use error::{Error, ErrorKind};
 pub use iter::{AutoIter, ParAuto};
-pub use model::SampleStats;
+pub use stats::SampleStats;
 pub use optimize::{Optimized, optimize};
 pub use options::{DEFAULT_MIN_SPEEDUP, Options};
 pub use plan::{Backend, Candidate, Estimate, NestedIn, ParseBackendError, Plan, Reason};

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::SampleStats;
+use crate::stats::SampleStats;
 use crate::probe::Fallback;
 
 /// Where the items of a job run.

@@ -114,11 +114,10 @@ mod chunk;
 mod cost;
 mod input;
 mod search;
-mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use stats::SampleStats;
+pub use crate::stats::SampleStats;
 
 use crate::options::Options;
 use crate::plan::{Backend, Candidate, Estimate, Plan, Reason};

@@ -6,7 +6,7 @@
 //! and the worker's side (decode inputs, encode outputs: parallel).
 
 use crate::iter::Stage;
-use crate::model::SampleStats;
+use crate::stats::SampleStats;
 use crate::process::Remote;
 
 use super::scaling;

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::exec::ChunkFold;
 use crate::iter::Stage;
-use crate::model::SampleStats;
+use crate::stats::SampleStats;
 
 /// Read the CPU clocks only after this much sampled work, so cheap inputs never pay.
 pub(crate) const CPU_CLOCK_AFTER_SECS: f64 = 20e-6;
