@@ -14,15 +14,13 @@ use std::time::{Duration, Instant};
 use super::frame::{self, FromWorker};
 use super::pool::{self, Event, Worker};
 use super::registry::ECHO;
-use crate::probe::{Fallback, Overheads};
+use crate::probe::{Fallback, Overheads, overhead};
 
 /// Workers started (one after another) to time the start.
 const STARTS: usize = 3;
 /// Untimed, then timed chunk round trips.
 const WARMUP: usize = 3;
 const REPS: usize = 15;
-/// A median this many times the default is a broken measurement.
-const ABSURD_FACTOR: f64 = 100.0;
 /// A reply slower than this ends the measurement.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -133,37 +131,24 @@ pub(crate) fn round_trip(w: &mut Worker, x: u64) -> Result<Duration, String> {
     }
 }
 
-/// The median of `samples`, or `default` with a fallback when the samples disagree
-/// more than the median or the median is absurd.
+/// The median of `samples` (the probe's rules: [`overhead::judge`]), or `default` with
+/// a fallback recorded when they cannot be trusted.
 fn judge(
     name: &'static str,
     samples: &mut [f64],
     default: f64,
     fallbacks: &mut Vec<Fallback>,
 ) -> f64 {
-    let mut reject = |why: String| {
-        fallbacks.push(Fallback {
-            measurement: name,
-            default,
-            why,
-        });
-        default
-    };
-    if samples.is_empty() {
-        return reject("no samples".to_string());
-    }
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    let median = samples[n / 2];
-    let iqr = samples[(3 * (n - 1)) / 4] - samples[(n - 1) / 4];
-    if median.is_nan() || median <= 0.0 || median > ABSURD_FACTOR * default {
-        reject(format!("absurd median {median:.3e} s"))
-    } else if iqr > median {
-        reject(format!(
-            "too noisy: interquartile range {iqr:.3e} s exceeds the median {median:.3e} s"
-        ))
-    } else {
-        median
+    match overhead::judge(samples, 1, overhead::clock_tick(), default) {
+        Ok(secs) => secs,
+        Err(why) => {
+            fallbacks.push(Fallback {
+                measurement: name,
+                default,
+                why,
+            });
+            default
+        }
     }
 }
 
@@ -184,5 +169,6 @@ mod tests {
         );
         assert_eq!(judge("x", &mut [], 1.0, &mut f), 1.0);
         assert_eq!(f.len(), 3);
+        assert!(f.iter().all(|fb| fb.measurement == "x"));
     }
 }
