@@ -1,6 +1,6 @@
 //! The arguments of `#[auto_parallel(...)]`: parsed into [`Args`], whose fields remember
 //! the span they were written at, so that duplicates and conflicts are reported on the
-//! offending argument.
+//! offending argument. Code generation gets their values only ([`Args::settings`]).
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
@@ -8,37 +8,20 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Lit, Meta, Token};
 
+use crate::codegen::{Backend, Settings};
+use crate::errors::Errors;
+
 /// Every argument, in the form the error messages show it.
-pub(crate) const VALID: &str = "`serial`, `backend = \"rayon\" | \"threads\" | \"processes\" | \"serial\"`, \
+const VALID: &str = "`serial`, `backend = \"rayon\" | \"threads\" | \"processes\" | \"serial\"`, \
      `max_workers = N`, `chunk_size = N`, `min_speedup = F`, `log`, `progress`";
 
-/// A backend named in `backend = "…"`: the variant of `amorsize::Backend` to emit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Backend {
-    Serial,
-    Rayon,
-    Threads,
-    Processes,
-}
-
-impl Backend {
-    const ALL: [(&'static str, Backend); 4] = [
-        ("rayon", Backend::Rayon),
-        ("threads", Backend::Threads),
-        ("processes", Backend::Processes),
-        ("serial", Backend::Serial),
-    ];
-
-    /// The variant's name in `::amorsize::__private::Backend`.
-    pub(crate) fn variant(self) -> &'static str {
-        match self {
-            Backend::Serial => "Serial",
-            Backend::Rayon => "Rayon",
-            Backend::Threads => "Threads",
-            Backend::Processes => "Processes",
-        }
-    }
-}
+/// The backends `backend = "…"` accepts, by the name the user writes.
+const BACKENDS: [(&str, Backend); 4] = [
+    ("rayon", Backend::Rayon),
+    ("threads", Backend::Threads),
+    ("processes", Backend::Processes),
+    ("serial", Backend::Serial),
+];
 
 /// What the attribute said. Every field is `None` unless written, with the span of the
 /// argument's name.
@@ -58,17 +41,29 @@ impl Args {
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Args> {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
         let mut args = Args::default();
-        let mut errors = Errors::default();
+        let mut errors = Errors::new();
         for meta in &metas {
             if let Err(e) = args.add(meta) {
                 errors.push(e);
             }
         }
-        errors.push_all(args.check());
-        errors.finish().map(|()| args)
+        errors.extend(args.check());
+        errors.check().map(|()| args)
     }
 
-    /// Whether any argument other than `serial` was given.
+    /// The values the generated `Config` is built from, without their spans.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings {
+            backend: self.backend.map(|(b, _)| b),
+            max_workers: self.max_workers.map(|(n, _)| n),
+            chunk_size: self.chunk_size.map(|(n, _)| n),
+            min_speedup: self.min_speedup.map(|(f, _)| f),
+            log: self.log.is_some(),
+            progress: self.progress.is_some(),
+        }
+    }
+
+    /// The arguments other than `serial` that were given, with their spans.
     fn others(&self) -> Vec<(&'static str, Span)> {
         let mut v = Vec::new();
         let mut put = |name, span: Option<Span>| {
@@ -195,7 +190,7 @@ fn backend(value: &Expr) -> syn::Result<Backend> {
     match literal(value) {
         Some(Lit::Str(s)) => {
             let text = s.value();
-            Backend::ALL
+            BACKENDS
                 .iter()
                 .find(|(n, _)| *n == text)
                 .map(|&(_, b)| b)
@@ -248,32 +243,6 @@ fn factor(value: &Expr) -> syn::Result<f64> {
             "`min_speedup` expects a positive number, as in `min_speedup = 1.5` \
              (stay serial unless parallel is predicted at least 1.5 times faster)",
         )),
-    }
-}
-
-/// Errors collected while going on, reported together.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub(crate) fn push_all(&mut self, es: impl IntoIterator<Item = syn::Error>) {
-        for e in es {
-            self.push(e);
-        }
-    }
-
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        match self.0 {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 }
 

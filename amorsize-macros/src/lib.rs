@@ -3,13 +3,23 @@
 //! `::amorsize::__private` paths the expansions call.
 //!
 //! Each entry point below is one line; the work is done on `proc_macro2` in the
-//! modules, one per phase: `args` (the attribute's arguments), `model` (the annotated
-//! function), `pipeline` (which method chains are pipelines), `rewrite` (the visitor
-//! that replaces them), `expand` (the generated code), `serial_marker` (the statement
-//! marker).
+//! modules, so that it can be tested outside the compiler. For `#[auto_parallel]`, one
+//! module per phase, each using only the ones after it:
+//!
+//! - `auto_parallel`: the order of the phases, and the fallback on errors;
+//! - `args` (the attribute's arguments) and `model` (the annotated function): parsing
+//!   and checks;
+//! - `rewrite`: the visitor that replaces the pipelines of the body, with `pipeline`
+//!   (which method chains are pipelines) and `serial_marker` (the statement marker and
+//!   the pass that removes it);
+//! - `codegen`: the generated code.
+//!
+//! `task` is `#[amorsize::task]` whole; `errors` collects the errors of one expansion.
 
 mod args;
-mod expand;
+mod auto_parallel;
+mod codegen;
+mod errors;
 mod model;
 mod pipeline;
 mod rewrite;
@@ -236,7 +246,7 @@ use proc_macro::TokenStream;
 /// - Pipelines inside macro invocations (`println!`, `assert_eq!`, `vec!`) are not seen.
 #[proc_macro_attribute]
 pub fn auto_parallel(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::auto_parallel(args.into(), item.into()).into()
+    auto_parallel::expand(args.into(), item.into()).into()
 }
 
 /// Keeps one statement of an `#[auto_parallel]` function as written.

@@ -148,7 +148,7 @@ pub(crate) struct Pipeline {
     pub calls: usize,
     /// The name of the first call on `AutoIter` (where `par_auto()` goes): the plan's
     /// call site points here.
-    pub site: Span,
+    pub parallel_start: Span,
 }
 
 /// Recognises `call` as the consumer of a pipeline.
@@ -161,14 +161,14 @@ pub(crate) fn recognise(call: &ExprMethodCall) -> Option<Pipeline> {
 
     // The adapters right before the consumer.
     let mut calls = 1;
-    let mut site = call.method.span();
+    let mut parallel_start = call.method.span();
     let mut cur = &*call.receiver;
     while let Expr::MethodCall(m) = cur {
         if !is_adapter(m) {
             break;
         }
         calls += 1;
-        site = m.method.span();
+        parallel_start = m.method.span();
         cur = &m.receiver;
     }
     if calls == 1 && !parallel {
@@ -186,7 +186,10 @@ pub(crate) fn recognise(call: &ExprMethodCall) -> Option<Pipeline> {
         }
         cur = &m.receiver;
     }
-    Some(Pipeline { calls, site })
+    Some(Pipeline {
+        calls,
+        parallel_start,
+    })
 }
 
 fn is_adapter(m: &ExprMethodCall) -> bool {

@@ -1,52 +1,55 @@
 //! The rewriting visitor: finds the pipelines of a function body and replaces each with
-//! its expansion; strips `#[amorsize::serial]` markers. It never descends into nested
-//! items (functions, impls, modules declared in the body), which the attribute does not
-//! cover, nor into macro invocations, whose tokens are not parsed.
+//! its expansion, removing the `#[amorsize::serial]` markers on the way. It never
+//! descends into nested items (functions, impls, modules declared in the body), which
+//! the attribute does not cover, nor into macro invocations, whose tokens are not
+//! parsed.
+//!
+//! It decides *where* to rewrite; which chains are pipelines is `pipeline`'s rule, and
+//! what a rewritten pipeline looks like is `codegen`'s.
 
-use quote::ToTokens;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block, Expr, ExprMethodCall, Item, Stmt};
 
-use crate::expand::{self, Site};
-use crate::pipeline;
-use crate::serial_marker;
+use crate::codegen::{self, FunctionConfig};
+use crate::pipeline::{self, Pipeline};
+use crate::serial_marker::{self, StripMarkers};
 
-/// Rewrites the pipelines of one function body.
-pub(crate) struct Rewriter<'a> {
-    /// Settings shared by every pipeline of the function.
-    site: &'a Site,
-    /// False inside a `#[amorsize::serial]` statement and in const blocks: only strip.
-    rewrite: bool,
+/// Rewrites every pipeline of `body` in place, with `config` as their `Config`, and
+/// removes its markers. Returns an error for each malformed marker.
+pub(crate) fn rewrite_body(body: &mut Block, config: &FunctionConfig) -> Vec<syn::Error> {
+    let mut rewriter = Rewriter {
+        config,
+        depth: 0,
+        malformed_markers: Vec::new(),
+    };
+    rewriter.visit_block_mut(body);
+    rewriter.malformed_markers
+}
+
+struct Rewriter<'a> {
+    /// Shared by every pipeline of the function.
+    config: &'a FunctionConfig,
     /// How many rewritten pipelines enclose the current expression. Nested ones are
     /// already inside the parallel branch, so they get no serial-build branch of their own.
     depth: usize,
-    /// Malformed markers.
-    pub errors: Vec<syn::Error>,
+    malformed_markers: Vec<syn::Error>,
 }
 
-impl<'a> Rewriter<'a> {
-    pub(crate) fn new(site: &'a Site) -> Self {
-        Rewriter {
-            site,
-            rewrite: true,
-            depth: 0,
-            errors: Vec::new(),
-        }
+impl Rewriter<'_> {
+    /// Leaves `node` as written but for its markers, which `strip` removes.
+    fn keep_as_written(&mut self, strip: impl FnOnce(&mut StripMarkers)) {
+        let mut stripper = StripMarkers::default();
+        strip(&mut stripper);
+        self.malformed_markers.extend(stripper.malformed);
     }
 
-    /// Rewrites `block` in place.
-    pub(crate) fn run(mut self, block: &mut Block) -> Self {
-        self.visit_block_mut(block);
-        self
-    }
-
-    /// Replaces the pipeline whose consumer is `call` (with `calls` method calls on
-    /// `AutoIter`) by its expansion.
-    fn rewrite_pipeline(&mut self, call: &mut ExprMethodCall, found: pipeline::Pipeline) -> Expr {
+    /// Replaces the pipeline whose consumer is `call` by its expansion.
+    fn rewrite_pipeline(&mut self, call: &mut ExprMethodCall, found: Pipeline) -> Expr {
         let attrs = std::mem::take(&mut call.attrs);
         let original = (self.depth == 0).then(|| {
             let mut e = Expr::MethodCall(call.clone());
-            strip_markers(&mut e);
+            // Its malformed markers are reported by the visit of the rewritten copy.
+            StripMarkers::default().visit_expr_mut(&mut e);
             e
         });
 
@@ -73,20 +76,13 @@ impl<'a> Rewriter<'a> {
         }
         self.depth -= 1;
 
-        let mut chain = proc_macro2::TokenStream::new();
-        for m in &calls {
-            m.dot_token.to_tokens(&mut chain);
-            m.method.to_tokens(&mut chain);
-            m.turbofish.to_tokens(&mut chain);
-            m.paren_token.surround(&mut chain, |t| m.args.to_tokens(t));
-        }
-        Expr::Verbatim(expand::pipeline(
-            self.site,
+        Expr::Verbatim(codegen::rewritten_pipeline(
+            self.config,
             &attrs,
             original.as_ref(),
             &source,
-            found.site,
-            chain,
+            found.parallel_start,
+            &calls,
         ))
     }
 }
@@ -97,72 +93,35 @@ impl VisitMut for Rewriter<'_> {
     }
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
-        let (marked, errors) = serial_marker::strip_stmt(stmt);
-        self.errors.extend(errors);
-        if marked && self.rewrite {
-            self.rewrite = false;
-            visit_mut::visit_stmt_mut(self, stmt);
-            self.rewrite = true;
+        let (marked, malformed) = serial_marker::strip_stmt(stmt);
+        self.malformed_markers.extend(malformed);
+        if marked {
+            // `#[amorsize::serial]`: its own markers are gone, those nested in it too.
+            self.keep_as_written(|strip| visit_mut::visit_stmt_mut(strip, stmt));
         } else {
             visit_mut::visit_stmt_mut(self, stmt);
         }
     }
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        if self.rewrite {
-            match expr {
-                Expr::MethodCall(call) => {
-                    if let Some(found) = pipeline::recognise(call) {
-                        *expr = self.rewrite_pipeline(call, found);
-                        return;
-                    }
-                }
-                Expr::If(e) if is_generated(&e.cond) => {
-                    // Already rewritten (the attribute was given twice).
+        match expr {
+            Expr::MethodCall(call) => {
+                if let Some(found) = pipeline::recognise(call) {
+                    *expr = self.rewrite_pipeline(call, found);
                     return;
                 }
-                Expr::Const(_) => {
-                    // Evaluated at compile time: nothing to parallelise.
-                    self.rewrite = false;
-                    visit_mut::visit_expr_mut(self, expr);
-                    self.rewrite = true;
-                    return;
-                }
-                _ => {}
             }
+            Expr::If(e) if codegen::is_rewritten_pipeline(e) => {
+                // Already rewritten (the attribute was given twice).
+                return;
+            }
+            Expr::Const(_) => {
+                // Evaluated at compile time: nothing to parallelise.
+                self.keep_as_written(|strip| strip.visit_expr_mut(expr));
+                return;
+            }
+            _ => {}
         }
         visit_mut::visit_expr_mut(self, expr);
-    }
-}
-
-/// Removes every `#[amorsize::serial]` of `block` without rewriting anything: for
-/// `#[auto_parallel(serial)]` and for the function emitted next to an error, so that
-/// the markers cause no second error.
-pub(crate) fn strip_block(block: &mut Block, errors: &mut Vec<syn::Error>) {
-    let site = Site::default();
-    let mut v = Rewriter::new(&site);
-    v.rewrite = false;
-    v.visit_block_mut(block);
-    errors.extend(v.errors);
-}
-
-/// Removes the markers of a copy of a pipeline (its malformed markers are reported by
-/// the visitor of the rewritten copy).
-fn strip_markers(expr: &mut Expr) {
-    let site = Site::default();
-    let mut v = Rewriter::new(&site);
-    v.rewrite = false;
-    v.visit_expr_mut(expr);
-}
-
-/// `::amorsize::__private::SERIAL_BUILD`: the condition of an expansion.
-fn is_generated(cond: &Expr) -> bool {
-    match cond {
-        Expr::Path(p) => p.path.segments.iter().map(|s| s.ident.to_string()).eq([
-            "amorsize",
-            "__private",
-            "SERIAL_BUILD",
-        ]),
-        _ => false,
     }
 }

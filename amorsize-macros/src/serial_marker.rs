@@ -1,16 +1,24 @@
 //! `#[amorsize::serial]`: the statement marker that keeps a statement as written inside
-//! an `#[auto_parallel]` function, and the attribute macro of the same name, which only
-//! exists so that the path resolves (and explains itself) where it is not stripped.
+//! an `#[auto_parallel]` function, the pass that removes it, and the attribute macro of
+//! the same name, which only exists so that the path resolves (and explains itself)
+//! where it is not removed.
+//!
+//! Attribute macros on statements are not stable Rust, so every marker must be gone
+//! before the compiler sees the function: the rewriting visitor removes those on the
+//! statements it visits, and [`StripMarkers`] removes all of them where nothing is
+//! rewritten (a marked statement, a `const` block, the function emitted unchanged next
+//! to an error).
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{Attribute, Expr, Meta, Stmt};
+use syn::visit_mut::{self, VisitMut};
+use syn::{Attribute, Expr, Item, Meta, Stmt};
 
 /// Whether `attr` is the marker: `#[amorsize::serial]`, `#[::amorsize::serial]`, or
 /// `#[serial]` (after `use amorsize::serial;`). No built-in attribute is called
 /// `serial`, and statements cannot carry custom attributes on stable, so inside an
 /// `#[auto_parallel]` function the bare name can only mean this.
-pub(crate) fn is_marker(attr: &Attribute) -> bool {
+fn is_marker(attr: &Attribute) -> bool {
     let path = attr.path();
     let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match names.as_slice() {
@@ -22,7 +30,7 @@ pub(crate) fn is_marker(attr: &Attribute) -> bool {
 
 /// Removes every marker from `attrs`. Returns whether there was one, and an error for
 /// each marker written with arguments (it takes none).
-pub(crate) fn strip(attrs: &mut Vec<Attribute>) -> (bool, Vec<syn::Error>) {
+fn strip_attrs(attrs: &mut Vec<Attribute>) -> (bool, Vec<syn::Error>) {
     let mut found = false;
     let mut errors = Vec::new();
     attrs.retain(|a| {
@@ -41,14 +49,14 @@ pub(crate) fn strip(attrs: &mut Vec<Attribute>) -> (bool, Vec<syn::Error>) {
     (found, errors)
 }
 
-/// Removes the markers of a statement: on a `let` statement, a macro statement, or an
-/// expression statement (with or without `;`). Returns whether there was one, and an
-/// error for each malformed one. Nested items are not rewritten, so they are not
-/// looked at.
+/// Removes the markers of the statement itself (not of the statements nested in it): on
+/// a `let` statement, a macro statement, or an expression statement (with or without
+/// `;`). Returns whether there was one, and an error for each malformed one. Nested
+/// items are not rewritten, so they are not looked at.
 pub(crate) fn strip_stmt(stmt: &mut Stmt) -> (bool, Vec<syn::Error>) {
     match stmt {
-        Stmt::Local(local) => strip(&mut local.attrs),
-        Stmt::Macro(mac) => strip(&mut mac.attrs),
+        Stmt::Local(local) => strip_attrs(&mut local.attrs),
+        Stmt::Macro(mac) => strip_attrs(&mut mac.attrs),
         Stmt::Expr(expr, _) => {
             let (mut found, mut errors) = (false, Vec::new());
             strip_leading(expr, &mut found, &mut errors);
@@ -63,7 +71,7 @@ pub(crate) fn strip_stmt(stmt: &mut Stmt) -> (bool, Vec<syn::Error>) {
 /// edge.
 fn strip_leading(expr: &mut Expr, found: &mut bool, errors: &mut Vec<syn::Error>) {
     if let Some(attrs) = expr_attrs(expr) {
-        let (f, e) = strip(attrs);
+        let (f, e) = strip_attrs(attrs);
         *found |= f;
         errors.extend(e);
     }
@@ -133,6 +141,26 @@ fn expr_attrs(expr: &mut Expr) -> Option<&mut Vec<Attribute>> {
     })
 }
 
+/// Removes every marker under the node it visits, rewriting nothing, and keeps the
+/// malformed ones. Like the rewriting visitor, it does not enter nested items (they are
+/// not part of the annotated function, so their markers are not ours to remove) nor
+/// macro invocations (their tokens are not parsed).
+#[derive(Default)]
+pub(crate) struct StripMarkers {
+    /// An error for each marker written with arguments, in the order met.
+    pub malformed: Vec<syn::Error>,
+}
+
+impl VisitMut for StripMarkers {
+    fn visit_item_mut(&mut self, _: &mut Item) {}
+
+    fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
+        let (_, malformed) = strip_stmt(stmt);
+        self.malformed.extend(malformed);
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+}
+
 /// Expansion of `#[amorsize::serial]` where `#[auto_parallel]` did not strip it: an
 /// error that says where it belongs, next to the item unchanged.
 pub(crate) fn outside(item: TokenStream) -> TokenStream {
@@ -144,4 +172,41 @@ pub(crate) fn outside(item: TokenStream) -> TokenStream {
     )
     .into_compile_error();
     quote!(#error #item)
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+    use syn::Block;
+
+    use super::*;
+
+    fn strip(body: &str) -> (String, Vec<String>) {
+        let mut block: Block = syn::parse_str(body).unwrap();
+        let mut strip = StripMarkers::default();
+        strip.visit_block_mut(&mut block);
+        let errors = strip.malformed.iter().map(|e| e.to_string()).collect();
+        (block.into_token_stream().to_string(), errors)
+    }
+
+    #[test]
+    fn removes_every_marker_but_in_nested_items() {
+        let (out, errors) = strip(
+            "{
+                #[amorsize::serial] let a = 1;
+                let f = || { #[serial] a.f() + 1; };
+                fn inner() { #[amorsize::serial] let b = 2; }
+            }",
+        );
+        assert_eq!(out.matches("serial").count(), 1, "{out}");
+        assert!(out.contains("fn inner"), "{out}");
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn reports_markers_with_arguments() {
+        let (out, errors) = strip("{ #[amorsize::serial(please)] let a = 1; a }");
+        assert!(!out.contains("please"), "{out}");
+        assert_eq!(errors, ["`#[amorsize::serial]` takes no arguments"]);
+    }
 }

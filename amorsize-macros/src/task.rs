@@ -27,6 +27,8 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType, Type};
 
+use crate::errors::Errors;
+
 /// Expands `#[amorsize::task]` on `item`; on error, the function unchanged plus the
 /// errors.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -52,7 +54,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The input and output types, or every problem found.
 fn check(args: &TokenStream, func: &ItemFn) -> syn::Result<(Type, Type)> {
-    let mut errors: Vec<syn::Error> = Vec::new();
+    let mut errors = Errors::new();
     if !args.is_empty() {
         errors.push(syn::Error::new_spanned(
             args,
@@ -114,16 +116,10 @@ fn check(args: &TokenStream, func: &ItemFn) -> syn::Result<(Type, Type)> {
             ));
         }
     }
-    let mut it = errors.into_iter();
-    match (it.next(), input) {
-        (None, Some(input)) => Ok((input, output)),
-        (Some(mut first), _) => {
-            for e in it {
-                first.combine(e);
-            }
-            Err(first)
-        }
-        (None, None) => Err(syn::Error::new_spanned(
+    errors.check()?;
+    match input {
+        Some(input) => Ok((input, output)),
+        None => Err(syn::Error::new_spanned(
             &sig.inputs,
             "a task takes one argument",
         )),

@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::expand;
+use crate::auto_parallel;
 
 /// Expands `#[auto_parallel(args)] item` and compares it with the snapshot `name`.
 fn snapshot(name: &str, args: TokenStream, item: TokenStream) {
     let input: syn::File = syn::parse2(item.clone()).expect("the input is an item");
     let output: syn::File =
-        syn::parse2(expand::auto_parallel(args.clone(), item)).expect("the expansion parses");
+        syn::parse2(auto_parallel::expand(args.clone(), item)).expect("the expansion parses");
     let mut text = String::new();
     let args = args.to_string().replace(" ,", ",");
     match args.is_empty() {
@@ -177,7 +177,7 @@ fn async_fn_is_an_error() {
 
 #[test]
 fn marker_with_arguments_is_an_error() {
-    let out = expand::auto_parallel(
+    let out = auto_parallel::expand(
         quote!(),
         quote! {
             fn f(v: &[u64]) -> u64 {
@@ -198,7 +198,7 @@ fn marker_with_arguments_is_an_error() {
 
 #[test]
 fn attribute_twice_rewrites_once() {
-    let once = expand::auto_parallel(
+    let once = auto_parallel::expand(
         quote!(),
         quote! {
             fn f(v: &[u64]) -> u64 {
@@ -206,7 +206,7 @@ fn attribute_twice_rewrites_once() {
             }
         },
     );
-    let twice = expand::auto_parallel(quote!(), once.clone()).to_string();
+    let twice = auto_parallel::expand(quote!(), once.clone()).to_string();
     assert_eq!(twice.matches("Wrap :: new").count(), 1, "{twice}");
 }
 
@@ -217,7 +217,7 @@ fn not_a_function_is_emitted_unchanged() {
             a: u8,
         }
     );
-    let out = expand::auto_parallel(quote!(), item.clone()).to_string();
+    let out = auto_parallel::expand(quote!(), item.clone()).to_string();
     assert!(
         out.contains("compile_error") && out.ends_with(&item.to_string()),
         "{out}"
