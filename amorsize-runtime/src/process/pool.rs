@@ -3,22 +3,34 @@
 //!
 //! Each worker has a writer thread (owns its stdin; sends whole batches of frames) and
 //! a reader thread (owns its stdout; parses frames into [`Event`]s), so neither side of
-//! the pipe can fill up and deadlock the other, whatever the item sizes. When the
-//! worker's output ends, the reader thread reaps the process (killing it if it does
-//! not exit promptly) and reports [`Event::Closed`] with its exit status: no zombies.
+//! the pipe can fill up and deadlock the other, whatever the item sizes.
+//!
+//! The reader watches the worker's *process*, not only its pipe: a process the worker
+//! started (a task may fork) inherits the pipe and can keep it open long after the
+//! worker died, so end of file alone could come much later, or never. On Linux the
+//! reader polls a pidfd next to the pipe; elsewhere (or on kernels without
+//! `pidfd_open`) it polls the pipe with a timeout and asks `waitpid` in between. Once
+//! the worker has exited, what it wrote is already in the pipe: the reader takes what
+//! is ready, then treats the stream as ended. It then reaps the process (killing it if
+//! it does not exit promptly), tells the writer thread to end (closing stdin) and
+//! reports [`Event::Closed`] with the exit status: no zombies, no thread or
+//! descriptor left behind.
 //!
 //! Dropping a [`Worker`] closes its stdin, which ends the worker (EOF). Idle workers
-//! wait in a process-wide pool for the next job; the pool retires one a little before
-//! its own idle timeout ([`IDLE_TIMEOUT`]) would end it, so a job rarely meets a worker
-//! that is just leaving (and one that is, says `Bye` without having read anything, so
-//! its items are simply sent elsewhere).
+//! wait in a process-wide pool for the next job, at most [`max_idle_workers`] of
+//! them; the pool retires one a little before its own idle timeout ([`IDLE_TIMEOUT`])
+//! would end it, so a job rarely meets a worker that is just leaving (and one that is,
+//! says `Bye` without having read anything, so its items are simply sent elsewhere).
+//! A worker that ends while in the pool is removed by its reader thread at once.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select, unbounded};
 
 use super::frame::{self, FromWorker};
 use super::registry::{self, TaskEntry};
@@ -31,6 +43,10 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After its output ends, a worker has this long to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// Without a pidfd, how often a reader waiting for output checks whether the worker
+/// has exited; and, always, how often a writer blocked on a full pipe does. This is
+/// how late a death is noticed when a process the worker started holds its pipes.
+const EXIT_CHECK_PERIOD: Duration = Duration::from_millis(50);
 /// The argument a worker is started with. Workers ignore their arguments; should the
 /// constructor not run, a test harness reads this as a filter that matches no test and
 /// exits at once instead of running the suite again.
@@ -65,7 +81,7 @@ pub(crate) struct Exit {
 pub(crate) enum Event {
     /// A frame from the worker.
     Frame(FromWorker),
-    /// The worker's output ended and the process was reaped.
+    /// The worker exited (or its output ended) and the process was reaped.
     Closed(Exit),
 }
 
@@ -82,6 +98,9 @@ impl std::fmt::Display for StartError {
 /// One worker process, seen from the parent.
 pub(crate) struct Worker {
     pid: u32,
+    /// Unique for the life of this process (unlike the pid, which the system reuses):
+    /// how the reader thread finds its worker in the idle pool.
+    id: u64,
     frames: Option<Sender<Vec<u8>>>,
     events: Receiver<Event>,
     child: Arc<Mutex<Child>>,
@@ -117,7 +136,7 @@ impl Worker {
     /// Appends a `Task` frame to `out` unless the worker already runs `task`.
     pub(crate) fn bind(&mut self, task: &'static TaskEntry, out: &mut Vec<u8>) {
         if !self.task.is_some_and(|t| std::ptr::eq(t, task)) {
-            frame::task(out, task.module(), task.name(), task.signature());
+            frame::task(out, task);
             self.task = Some(task);
         }
     }
@@ -148,7 +167,13 @@ impl Worker {
 
     /// Starts `cmd` as a worker, with piped stdin and stdout and a reader and a writer
     /// thread.
-    fn spawn_command(mut cmd: Command) -> Result<Worker, StartError> {
+    fn spawn_command(cmd: Command) -> Result<Worker, StartError> {
+        Worker::spawn_watched(cmd, true)
+    }
+
+    /// [`Worker::spawn_command`]; `pidfd` false makes the reader use the portable way
+    /// of noticing the worker's exit (as where pidfds are not available).
+    fn spawn_watched(mut cmd: Command, pidfd: bool) -> Result<Worker, StartError> {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -161,20 +186,41 @@ impl Worker {
             let _ = child.wait();
             return Err(StartError("worker pipes missing".to_string()));
         };
+        // Opened before anyone can reap the child (only its reader thread does), so
+        // the pid still names this process, even if it already exited.
+        let pidfd = if pidfd { open_pidfd(pid) } else { None };
+        // The writer must not block for ever on a full pipe whose reader is a process
+        // the dead worker started (see `write_watched`). If this fails, writes block,
+        // which only loses that guarantee.
+        let _ = set_nonblocking(stdin.as_raw_fd());
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let child = Arc::new(Mutex::new(child));
         let (frames_tx, frames_rx) = unbounded::<Vec<u8>>();
         let (events_tx, events_rx) = unbounded::<Event>();
+        // Nothing is ever sent on it: the reader thread drops the sender once the
+        // process has ended, which wakes the writer thread so it closes stdin and ends.
+        let (ended_tx, ended_rx) = bounded::<()>(0);
         let writer = std::thread::Builder::new()
             .name(format!("amorsize-w{pid}-in"))
-            .spawn(move || write_loop(stdin, &frames_rx));
+            .spawn(move || write_loop(stdin, &frames_rx, &ended_rx));
         let reader = {
             let child = Arc::clone(&child);
             std::thread::Builder::new()
                 .name(format!("amorsize-w{pid}-out"))
-                .spawn(move || read_loop(stdout, &child, &events_tx))
+                .spawn(move || {
+                    let watched = Watched {
+                        pipe: stdout,
+                        pidfd,
+                        child: &child,
+                        exited: false,
+                    };
+                    read_loop(watched, &events_tx, ended_tx);
+                    forget_idle(id);
+                })
         };
         let worker = Worker {
             pid,
+            id,
             frames: Some(frames_tx),
             events: events_rx,
             child,
@@ -284,7 +330,7 @@ pub(crate) fn describe(exit: &Exit) -> String {
     }
 }
 
-fn write_loop(mut stdin: ChildStdin, frames: &Receiver<Vec<u8>>) {
+fn write_loop(mut stdin: ChildStdin, frames: &Receiver<Vec<u8>>, ended: &Receiver<()>) {
     // A write to a worker that died raises SIGPIPE on this thread; blocked here, it
     // cannot end the parent (should the program not ignore it, as Rust's `main`
     // does) and the write fails with EPIPE instead.
@@ -296,16 +342,190 @@ fn write_loop(mut stdin: ChildStdin, frames: &Receiver<Vec<u8>>) {
         libc::sigaddset(&mut set, libc::SIGPIPE);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    while let Ok(bytes) = frames.recv() {
-        if stdin.write_all(&bytes).is_err() {
+    loop {
+        // Ends when the `Worker` is dropped (no more frames: closing stdin ends the
+        // worker) or when the process has ended (`ended` disconnects), even while the
+        // `Worker` still waits in the pool or in a job: then nothing could read what
+        // this thread writes, and it would keep the pipe and itself around.
+        let bytes = select! {
+            recv(frames) -> bytes => match bytes {
+                Ok(bytes) => bytes,
+                Err(_) => break,
+            },
+            recv(ended) -> _ => break,
+        };
+        if !write_watched(&mut stdin, &bytes, ended) {
             // The worker is gone; its reader thread reports how.
             break;
         }
     }
 }
 
-fn read_loop(stdout: ChildStdout, child: &Mutex<Child>, events: &Sender<Event>) {
-    let mut r = BufReader::with_capacity(1 << 16, stdout);
+/// Writes all of `bytes` to the (non-blocking) pipe; `false` if the worker is gone.
+///
+/// A dead worker's pipe fails the write with EPIPE, unless a process the worker
+/// started still holds its read end: then a full pipe never drains, so while waiting
+/// for room this checks every [`EXIT_CHECK_PERIOD`] whether the reader thread saw the
+/// worker end.
+fn write_watched(stdin: &mut ChildStdin, mut bytes: &[u8], ended: &Receiver<()>) -> bool {
+    while !bytes.is_empty() {
+        match stdin.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if matches!(ended.try_recv(), Err(TryRecvError::Disconnected)) {
+                    return false;
+                }
+                let mut p = [pollfd(stdin.as_raw_fd(), libc::POLLOUT)];
+                if poll(&mut p, Some(EXIT_CHECK_PERIOD)).is_err() {
+                    // Cannot wait for room (poll itself failed, which it does not in
+                    // practice): pause rather than spin on the write.
+                    std::thread::sleep(EXIT_CHECK_PERIOD);
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// A worker's output, read while watching its process: see [`Watched::read`].
+struct Watched<'a> {
+    pipe: ChildStdout,
+    /// A pidfd of the worker, readable once it has exited; `None` where pidfds are not
+    /// available (then `child` is asked every [`EXIT_CHECK_PERIOD`]).
+    pidfd: Option<OwnedFd>,
+    child: &'a Mutex<Child>,
+    /// The worker has exited: everything it wrote is already in the pipe.
+    exited: bool,
+}
+
+impl Read for Watched<'_> {
+    /// Reads from the pipe as soon as it has data (or end of file); returns end of file
+    /// once the worker has exited and the pipe has nothing more ready, even if a
+    /// process the worker started keeps the pipe open (and silent).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let pipe = self.pipe.as_raw_fd();
+        loop {
+            if self.exited {
+                // All the worker wrote is in the pipe already: take what is ready
+                // (data, end of file or an error, which the read reports) and call
+                // anything else the end, rather than wait for an end of file that
+                // comes only when every process the worker started has let go.
+                let mut p = [pollfd(pipe, libc::POLLIN)];
+                poll(&mut p, Some(Duration::ZERO))?;
+                return if p[0].revents != 0 {
+                    self.pipe.read(buf)
+                } else {
+                    Ok(0)
+                };
+            }
+            if let Some(pidfd) = self.pidfd.as_ref().map(AsRawFd::as_raw_fd) {
+                let mut p = [pollfd(pipe, libc::POLLIN), pollfd(pidfd, libc::POLLIN)];
+                poll(&mut p, None)?;
+                if p[0].revents != 0 {
+                    // Readable, hung up or in error: the read tells which.
+                    return self.pipe.read(buf);
+                }
+                if p[1].revents & libc::POLLIN != 0 {
+                    // Exited. The pipe is checked again above: the worker may have
+                    // written its last frame between the two checks.
+                    self.exited = true;
+                } else if p[1].revents != 0 {
+                    // The pidfd is unusable (it should not be): watch the portable
+                    // way from now on.
+                    self.pidfd = None;
+                }
+                continue;
+            }
+            let mut p = [pollfd(pipe, libc::POLLIN)];
+            poll(&mut p, Some(EXIT_CHECK_PERIOD))?;
+            if p[0].revents != 0 {
+                return self.pipe.read(buf);
+            }
+            // Reaps the worker if it exited (the status stays in `Child` for `reap`).
+            // An error means it cannot be waited for (SIGCHLD ignored: the system
+            // reaped it), and then it is gone.
+            let status = self
+                .child
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_wait();
+            if !matches!(status, Ok(None)) {
+                self.exited = true;
+            }
+        }
+    }
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: no timeout).
+fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> std::io::Result<()> {
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    loop {
+        // SAFETY: `fds` is a valid, exclusively borrowed slice of `fds.len()` pollfds
+        // for the duration of the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// A pidfd for process `pid` (close-on-exec, as `pidfd_open` makes it), or `None` if
+/// the kernel has none (before Linux 5.3) or refuses one (seccomp filters).
+#[cfg(target_os = "linux")]
+fn open_pidfd(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no
+    // memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_pidfd(_pid: u32) -> Option<OwnedFd> {
+    None
+}
+
+/// Sets `O_NONBLOCK` on `fd`, which this process owns.
+fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl with F_GETFL / F_SETFL on an open descriptor passes no memory.
+    let rc = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            flags
+        } else {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
+        }
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads frames until the worker's output ends (or it breaks the protocol), reaps it,
+/// ends its writer thread (dropping `ended`) and reports `Closed`.
+fn read_loop(watched: Watched<'_>, events: &Sender<Event>, ended: Sender<()>) {
+    let child = watched.child;
+    let mut r = BufReader::with_capacity(1 << 16, watched);
     let mut body = Vec::new();
     let detail = loop {
         match frame::read_frame(&mut r, &mut body) {
@@ -323,8 +543,10 @@ fn read_loop(stdout: ChildStdout, child: &Mutex<Child>, events: &Sender<Event>) 
         // A worker that breaks the protocol cannot be trusted with more items.
         let _ = child.lock().unwrap_or_else(PoisonError::into_inner).kill();
     }
+    // Closes the pipe and the pidfd.
     drop(r);
     let mut exit = reap(child);
+    drop(ended);
     exit.detail = detail;
     let _ = events.send(Event::Closed(exit));
 }
@@ -356,10 +578,39 @@ fn reap(child: &Mutex<Child>) -> Exit {
     }
 }
 
-/// Idle workers between jobs.
+/// The source of [`Worker`] ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Idle workers between jobs, oldest first.
 fn idle() -> &'static Mutex<Vec<Worker>> {
     static IDLE_WORKERS: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
     &IDLE_WORKERS
+}
+
+/// How many idle workers the pool keeps: twice the available parallelism, at least 2.
+/// Enough for the next job (or two at once) to start at full width without waiting
+/// for processes; more would only hold memory, threads and pipes until they idle out
+/// (many concurrent callers would otherwise leave that many workers each).
+pub(crate) fn max_idle_workers() -> usize {
+    static CAP: OnceLock<usize> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .saturating_mul(2)
+            .max(2)
+    })
+}
+
+/// Removes the worker `id` from the idle pool, if it is there: its reader thread calls
+/// this once the process has ended, so a dead worker does not wait for the next `take`.
+fn forget_idle(id: u64) {
+    let gone = {
+        let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        pool.iter()
+            .position(|w| w.id == id)
+            .map(|at| pool.remove(at))
+    };
+    drop(gone);
 }
 
 /// Starts `n` workers at once and waits for their handshakes. Returns those that
@@ -426,15 +677,26 @@ pub(crate) fn take(n: usize) -> Result<Vec<Worker>, StartError> {
     Ok(got)
 }
 
-/// Returns a worker with no work outstanding to the pool.
+/// Returns a worker with no work outstanding to the pool. A worker that has something
+/// to say (it left or died) is dropped, and so is the oldest idle one if the pool
+/// would hold more than [`max_idle_workers`].
 pub(crate) fn give_back(mut w: Worker) {
-    if w.events.is_empty() {
-        w.idle_since = Instant::now();
-        idle()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(w);
-    }
+    w.idle_since = Instant::now();
+    let dropped = {
+        let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock: a worker's reader thread reports `Closed` before it
+        // takes the lock to remove the worker from the pool, so one that dies now is
+        // either seen here or removed by its reader thread, never left behind.
+        if w.events.is_empty() {
+            pool.push(w);
+            // The oldest is the nearest to idling out.
+            (pool.len() > max_idle_workers()).then(|| pool.remove(0))
+        } else {
+            Some(w)
+        }
+    };
+    // Dropped outside the lock: that closes its stdin, which ends it.
+    drop(dropped);
 }
 
 /// Process ids of the idle workers in the pool.
@@ -469,6 +731,80 @@ mod tests {
                 Ok(Event::Closed(exit)) => return exit,
                 Ok(Event::Frame(_)) => {}
                 Err(e) => panic!("no Closed event: {e}"),
+            }
+        }
+    }
+
+    /// The pipe (`pipe:[inode]`) that descriptor `fd` of process `pid` is, if it is one.
+    fn pipe_of(pid: &str, fd: u32) -> String {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("readlink");
+        let link = link.to_string_lossy().into_owned();
+        assert!(link.starts_with("pipe:"), "{link}");
+        link
+    }
+
+    /// Whether this process has a descriptor for `pipe`.
+    fn holds(pipe: &str) -> bool {
+        std::fs::read_dir("/proc/self/fd")
+            .expect("read /proc/self/fd")
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == pipe))
+    }
+
+    /// A worker whose own child keeps both its pipes open: its exit is noticed at once
+    /// (with a pidfd and without), the frame it wrote first still arrives, and both
+    /// threads let go of the pipes although the `Worker` is still held.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_exit_is_noticed_while_a_child_of_the_worker_holds_its_pipes() {
+        for pidfd in [true, false] {
+            let pidfile = std::env::temp_dir()
+                .join(format!("amorsize-pool-test-{}-{pidfd}", std::process::id()));
+            // A `Bye` frame, then a `sleep` in the background on the same stdin (a
+            // background job's stdin is otherwise /dev/null) and stdout; the shell
+            // exits with 3 while the writer is stuck on a full pipe.
+            let script = format!(
+                r"printf '\001\000\000\000\025'; exec 3<&0; sleep 20 <&3 & echo $! >'{}'; \
+                  sleep 0.3; exit 3",
+                pidfile.display()
+            );
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &script]);
+            let w = Worker::spawn_watched(cmd, pidfd).expect("sh starts");
+            // More than a pipe holds: the writer blocks, and nothing ever reads it.
+            assert!(w.send(vec![0; 1 << 20]));
+            let t = Instant::now();
+            match w.events().recv_timeout(Duration::from_secs(5)) {
+                Ok(Event::Frame(FromWorker::Bye)) => {}
+                other => panic!("pidfd {pidfd}: {other:?}"),
+            }
+            let exit = closed(&w);
+            assert_eq!(exit.code, Some(3), "pidfd {pidfd}: {exit:?}");
+            assert!(exit.detail.is_empty(), "pidfd {pidfd}: {exit:?}");
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "pidfd {pidfd}: took {:?}",
+                t.elapsed()
+            );
+            let sleeper = std::fs::read_to_string(&pidfile).expect("pid file");
+            let sleeper = sleeper.trim();
+            let _ = std::fs::remove_file(&pidfile);
+            let (stdin, stdout) = (pipe_of(sleeper, 0), pipe_of(sleeper, 1));
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while holds(&stdin) || holds(&stdout) {
+                assert!(
+                    Instant::now() < deadline,
+                    "pidfd {pidfd}: still holding stdin {} or stdout {}",
+                    holds(&stdin),
+                    holds(&stdout)
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(!w.send(vec![0; 8]), "the writer thread has ended");
+            drop(w);
+            if let Ok(pid) = sleeper.parse::<libc::pid_t>() {
+                // SAFETY: kill takes a pid and a signal; no memory is passed.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
     }
