@@ -47,6 +47,10 @@ fn stopping_early_kills_the_busy_workers_and_the_next_job_still_runs() {
             .collect();
         assert_eq!(v, (4..20).collect::<Vec<_>>());
         let again = amorsize::__private::idle_worker_pids();
-        assert_eq!(again.len(), 2, "fresh workers are back in the pool: {again:?}");
+        assert_eq!(
+            again.len(),
+            2,
+            "fresh workers are back in the pool: {again:?}"
+        );
     });
 }

@@ -8,10 +8,10 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use rustc_hash::FxHashMap;
 
-use crate::exec::Context;
-use crate::iter::Site;
+use crate::context::Context;
 use crate::options::Options;
 use crate::plan::{Backend, Plan};
+use crate::plumbing::CallSite;
 use crate::probe::MachineProfile;
 
 /// Every this many uses of a cached plan, the call site is sampled and planned again,
@@ -38,7 +38,7 @@ impl Key {
     /// The key of a job. `typeid::of` works for non-`'static` types (closures that
     /// borrow): lifetimes do not change which plan fits.
     pub(crate) fn new<S, T>(
-        site: &Site,
+        site: &CallSite,
         len: Option<usize>,
         context: Context,
         options: &Options,

@@ -81,7 +81,9 @@ impl Error {
                 std::panic::resume_unwind(Box::new(text))
             }
             // As a panic on a thread: the worker printed it; carry the message.
-            (ErrorKind::Panic, PayloadKind::Owned) => std::panic::resume_unwind(Box::new(self.message)),
+            (ErrorKind::Panic, PayloadKind::Owned) => {
+                std::panic::resume_unwind(Box::new(self.message))
+            }
             _ => std::panic::panic_any(format!("amorsize: {self}")),
         }
     }
@@ -157,9 +159,6 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> (String, Paylo
     } else if let Some(s) = payload.downcast_ref::<String>() {
         (s.clone(), PayloadKind::Owned)
     } else {
-        (
-            "<non-string panic payload>".to_string(),
-            PayloadKind::Owned,
-        )
+        ("<non-string panic payload>".to_string(), PayloadKind::Owned)
     }
 }

@@ -4,6 +4,7 @@
 #![deny(missing_debug_implementations)]
 
 mod cache;
+mod context;
 mod env;
 mod error;
 mod exec;
@@ -12,6 +13,7 @@ pub mod model;
 mod optimize;
 mod options;
 mod plan;
+mod plumbing;
 pub mod probe;
 mod process;
 mod progress;
@@ -21,11 +23,11 @@ mod stats;
 
 pub use error::{Error, ErrorKind};
 pub use iter::{AutoIter, ParAuto};
-pub use stats::SampleStats;
 pub use optimize::{Optimized, optimize};
 pub use options::{DEFAULT_MIN_SPEEDUP, Options};
 pub use plan::{Backend, Candidate, Estimate, NestedIn, ParseBackendError, Plan, Reason};
 pub use probe::MachineProfile;
+pub use stats::SampleStats;
 
 #[doc(hidden)]
 pub mod __private;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::panic::Location;
 
-use crate::exec::Keep;
 use crate::iter::{AutoIter, Identity, Map, ParFn, Stage};
 use crate::plan::Plan;
+use crate::plumbing::KeepOutputs;
 use crate::run::{Decision, Job};
 
 /// Samples `f` over the first items of `items`, makes a plan, and returns a job that
@@ -30,7 +30,7 @@ where
     R: Send,
 {
     let auto = AutoIter::new(items.into_iter(), Location::caller()).map(f);
-    let mut job = Job::new(auto, Keep);
+    let mut job = Job::new(auto.into_request(), KeepOutputs);
     let decision = job.decide();
     Optimized {
         job,
@@ -40,7 +40,7 @@ where
 }
 
 /// The job behind [`Optimized`]: a source mapped by one function.
-type MapJob<I, F> = Job<I, Map<Identity<<I as Iterator>::Item>, F>, fn(&Plan), Keep>;
+type MapJob<I, F> = Job<I, Map<Identity<<I as Iterator>::Item>, F>, fn(&Plan), KeepOutputs>;
 
 /// A planned job from [`optimize`]: inspect [`plan`](Optimized::plan), then run it with
 /// [`collect`](Optimized::collect) or [`for_each`](Optimized::for_each).

@@ -66,3 +66,44 @@ impl Options {
             .map(|(_, r)| r)
     }
 }
+
+/// Whether the `serial` cargo feature is on: annotated functions then run their
+/// original bodies. A `const`, so the expansion branches on it without emitting `cfg`s
+/// into the user's crate.
+pub const SERIAL_BUILD: bool = cfg!(feature = "serial");
+
+/// The arguments of one `#[auto_parallel(...)]`, stored in a `static` per pipeline.
+#[derive(Debug)]
+pub struct Config {
+    /// `module::function` the pipeline was written in.
+    pub function: &'static str,
+    /// `backend = "…"`.
+    pub backend: Option<Backend>,
+    /// `max_workers = N`.
+    pub max_workers: Option<usize>,
+    /// `chunk_size = N`.
+    pub chunk_size: Option<usize>,
+    /// `min_speedup = F`.
+    pub min_speedup: Option<f64>,
+    /// `log`: print this pipeline's plans on stderr.
+    pub log: bool,
+    /// `progress`: show a progress bar.
+    pub progress: bool,
+}
+
+impl Config {
+    pub(crate) fn apply(&self, options: &mut Options) {
+        if self.backend.is_some() {
+            options.backend = self.backend;
+        }
+        if self.max_workers.is_some() {
+            options.max_workers = self.max_workers;
+        }
+        if self.chunk_size.is_some() {
+            options.chunk_size = self.chunk_size;
+        }
+        if let Some(m) = self.min_speedup {
+            options.min_speedup = m;
+        }
+    }
+}

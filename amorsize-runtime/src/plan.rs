@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::stats::SampleStats;
 use crate::probe::Fallback;
+use crate::stats::SampleStats;
 
 /// Where the items of a job run.
 ///

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::__private::SERIAL_BUILD;
 use crate::cache::{self, Key};
+use crate::context::Context;
 use crate::env::{self, LogLevel};
-use crate::exec::{self, ChunkFold, Chunker, Context, Pipeline, Windowed};
-use crate::iter::{AutoIter, Finish, Site, Stage};
+use crate::exec::{self, Pipeline, Windowed};
 use crate::model;
-use crate::options::Options;
+use crate::options::{Options, SERIAL_BUILD};
 use crate::plan::{Backend, NestedIn, Plan, Reason};
+use crate::plumbing::{CallSite, ChunkFold, Chunker, Finish, Stage};
 use crate::probe;
 use crate::progress::Progress;
 use crate::sample;
@@ -29,8 +29,22 @@ macro_rules! span {
     }};
 }
 
+/// A pipeline as `par_auto()` and its adapters built it, handed over by its consumer.
+pub(crate) struct Request<I, S, H> {
+    pub source: I,
+    pub stage: S,
+    pub options: Options,
+    /// The user's `on_plan` hook.
+    pub hook: Option<H>,
+    pub site: CallSite,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// The longest an item may run on a worker process.
+    pub item_timeout: Option<Duration>,
+}
+
 /// Runs a whole job: decides, then executes, then finishes with `fin`.
-pub(crate) fn drive<I, S, H, K, C>(auto: AutoIter<I, S, H>, fold: K, fin: C) -> C::Output
+pub(crate) fn drive<I, S, H, K, C>(auto: Request<I, S, H>, fold: K, fin: C) -> C::Output
 where
     I: Iterator,
     I::Item: Send,
@@ -53,7 +67,7 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     fold: K,
     options: Options,
     hook: Option<H>,
-    site: Site,
+    site: CallSite,
     context: Context,
     /// Items pulled from the source so far (the sample).
     consumed: usize,
@@ -106,7 +120,7 @@ where
     H: FnOnce(&Plan),
     K: ChunkFold<S::Out>,
 {
-    pub(crate) fn new(auto: AutoIter<I, S, H>, fold: K) -> Self {
+    pub(crate) fn new(auto: Request<I, S, H>, fold: K) -> Self {
         let progress = Progress::new(
             auto.progress,
             exact_len(auto.source.size_hint()),
@@ -119,7 +133,7 @@ where
             options: auto.options,
             hook: auto.hook,
             site: auto.site,
-            context: exec::context(),
+            context: crate::context::context(),
             consumed: 0,
             head: None,
             state: None,
@@ -622,8 +636,9 @@ where
             let items = (first..).zip(counted);
             let accs = match taken {
                 Ok(pool) => exec::Processes::new(&remote, fold, pool, items, chunk),
-                Err(why) => exec::Processes::new(&remote, fold, Vec::new(), items, chunk)
-                    .cannot_start(why),
+                Err(why) => {
+                    exec::Processes::new(&remote, fold, Vec::new(), items, chunk).cannot_start(why)
+                }
             }
             .item_timeout(run.item_timeout);
             fin.chunks(fold, head, accs)
@@ -781,7 +796,7 @@ fn pinned_plan(options: &Options, len: Option<usize>) -> Plan {
     };
     let max_workers = len.map_or(backend_cap, |n| n.clamp(1, backend_cap));
     let workers = given_workers.clamp(1, max_workers);
-    let chunk = given_chunk.clamp(1, exec::MAX_CHUNK);
+    let chunk = given_chunk.clamp(1, crate::plumbing::MAX_CHUNK);
     for (option, given, used) in [
         ("max_workers", given_workers, workers),
         ("chunk_size", given_chunk, chunk),

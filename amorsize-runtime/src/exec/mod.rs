@@ -8,139 +8,14 @@
 //! At most `2 × workers` chunks are in flight, so a lazy source is never drained beyond
 //! that window.
 
-mod context;
 mod pipeline;
 mod pool;
 #[cfg(unix)]
 mod processes;
 mod window;
 
-pub(crate) use context::{Context, context, enter_worker_process};
 pub(crate) use pipeline::Pipeline;
 pub(crate) use pool::{MAX_THREADS, set_idle_timeout as set_threads_idle_timeout, threads_pool};
 #[cfg(unix)]
 pub(crate) use processes::Processes;
 pub(crate) use window::Windowed;
-
-/// How a worker turns the outputs of one chunk into one partial result.
-pub(crate) trait ChunkFold<T>: Sync {
-    /// The partial result of one chunk.
-    type Acc: Send;
-    /// Folds one chunk's outputs, in order.
-    fn fold<I: Iterator<Item = T>>(&self, items: I) -> Self::Acc;
-    /// An empty partial result, with room for about `n` outputs where that matters.
-    fn empty(&self, n: usize) -> Self::Acc;
-    /// Folds one more output into `acc` (the sample folds as it goes, so that the
-    /// fold's own cost is timed as part of the work).
-    fn push(&self, acc: &mut Self::Acc, item: T);
-}
-
-/// Keeps a chunk's outputs as they are.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Keep;
-
-impl<T: Send> ChunkFold<T> for Keep {
-    type Acc = Vec<T>;
-
-    fn fold<I: Iterator<Item = T>>(&self, items: I) -> Vec<T> {
-        items.collect()
-    }
-
-    fn empty(&self, n: usize) -> Vec<T> {
-        Vec::with_capacity(n)
-    }
-
-    #[inline]
-    fn push(&self, acc: &mut Vec<T>, item: T) {
-        acc.push(item)
-    }
-}
-
-/// Most items in one chunk, however long the input turns out to be.
-pub(crate) const MAX_CHUNK: usize = 1 << 16;
-
-/// Cuts a source into chunks of consecutive items, counting input indices.
-///
-/// When the plan only estimated how many items are left (an input of unknown length),
-/// the chunk size doubles each time the input outgrows the estimate, as the plan would
-/// have chosen had it known: a longer job amortises bigger chunks.
-pub(crate) struct Chunker<Src> {
-    src: Src,
-    next_index: usize,
-    size: usize,
-    /// Input index past which the chunk size doubles (and this doubles too).
-    grow_at: Option<usize>,
-}
-
-impl<T, Src: Iterator<Item = T>> Chunker<Src> {
-    /// Chunks of `size` items; the first item of `src` has input index `first`.
-    pub(crate) fn new(src: Src, first: usize, size: usize) -> Self {
-        Chunker {
-            src,
-            next_index: first,
-            size: size.clamp(1, MAX_CHUNK),
-            grow_at: None,
-        }
-    }
-
-    /// Grows the chunk size once `estimate` more items than planned for have passed.
-    pub(crate) fn growing(mut self, estimate: Option<usize>) -> Self {
-        self.grow_at = estimate.map(|n| self.next_index.saturating_add(n.max(1)));
-        self
-    }
-
-    /// The next chunk and the index of its first item, or `None` at the end.
-    pub(crate) fn next_chunk(&mut self) -> Option<(usize, Vec<T>)> {
-        let mut v = Vec::with_capacity(self.size);
-        v.extend(self.src.by_ref().take(self.size));
-        if v.is_empty() {
-            return None;
-        }
-        let first = self.next_index;
-        self.next_index += v.len();
-        if let Some(at) = self.grow_at
-            && self.next_index >= at
-        {
-            self.size = (self.size * 2).min(MAX_CHUNK);
-            self.grow_at = Some(at.saturating_mul(2));
-        }
-        Some((first, v))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_consecutive_with_their_first_index() {
-        let mut c = Chunker::new(10..20u32, 5, 4);
-        assert_eq!(c.next_chunk(), Some((5, vec![10, 11, 12, 13])));
-        assert_eq!(c.next_chunk(), Some((9, vec![14, 15, 16, 17])));
-        assert_eq!(c.next_chunk(), Some((13, vec![18, 19])));
-        assert_eq!(c.next_chunk(), None);
-    }
-
-    #[test]
-    fn chunks_grow_when_the_input_outgrows_its_estimate() {
-        let mut c = Chunker::new(0..10_000u32, 0, 10).growing(Some(100));
-        let mut sizes = Vec::new();
-        let mut next = 0;
-        while let Some((first, v)) = c.next_chunk() {
-            assert_eq!(first, next, "indices stay consecutive");
-            next += v.len();
-            sizes.push(v.len());
-        }
-        assert_eq!(next, 10_000);
-        assert_eq!(sizes[0], 10);
-        // Sizes never shrink, except the last chunk, which takes what is left.
-        let body = &sizes[..sizes.len() - 1];
-        assert!(body.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
-        assert!(*sizes.iter().max().unwrap() >= 640, "{sizes:?}");
-        // Without an estimate the size never changes.
-        let mut fixed = Chunker::new(0..1000u32, 0, 10);
-        while let Some((_, v)) = fixed.next_chunk() {
-            assert_eq!(v.len(), 10);
-        }
-    }
-}

@@ -14,8 +14,7 @@ use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::{ChunkFold, Chunker};
-use crate::iter::Stage;
+use crate::plumbing::{ChunkFold, Chunker, Stage};
 use crate::progress::Progress;
 
 /// A chunk's position, its number of input items, and its result (or panic).

@@ -49,7 +49,7 @@ pub(crate) fn threads_pool(n: usize) -> Result<Arc<ThreadPool>, rayon::ThreadPoo
         ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("amorsize-threads-{i}"))
-            .start_handler(|_| super::context::enter_threads_pool())
+            .start_handler(|_| crate::context::enter_threads_pool())
             .build()?,
     );
     let first = slot.is_none();

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Select;
 
-use super::ChunkFold;
 use crate::error::{Error, ErrorKind};
+use crate::plumbing::ChunkFold;
 use crate::process::frame::{self, FromWorker};
 use crate::process::pool::{self, Event, Exit, Worker};
 use crate::process::remote::{Remote, Reply, serialize};
@@ -367,9 +367,10 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                 message,
                 payload,
             }) => Ok((index, Err((ErrorKind::Panic, message, payload)))),
-            Event::Frame(FromWorker::Failed { index, message }) => {
-                Ok((index, Err((ErrorKind::Serialize, message, Default::default()))))
-            }
+            Event::Frame(FromWorker::Failed { index, message }) => Ok((
+                index,
+                Err((ErrorKind::Serialize, message, Default::default())),
+            )),
             Event::Frame(FromWorker::Fatal { message }) => {
                 self.slots[i].fatal = Some(message);
                 return;

@@ -4,8 +4,7 @@
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use super::{ChunkFold, Chunker};
-use crate::iter::Stage;
+use crate::plumbing::{ChunkFold, Chunker, Stage};
 use crate::progress::Progress;
 
 /// An iterator over partial results of each chunk, in order, one window at a time.

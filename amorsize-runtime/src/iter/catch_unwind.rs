@@ -3,8 +3,8 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::stage::{Stage, sealed};
 use crate::Error;
+use crate::plumbing::{Stage, sealed};
 use crate::process::Remote;
 
 /// Turns a panic in any earlier stage into an [`Error`] for that item.

@@ -3,61 +3,7 @@
 
 use std::marker::PhantomData;
 
-use crate::exec::{ChunkFold, Keep};
-
-/// A consumer of the ordered results, one item at a time.
-pub(crate) trait Items<T> {
-    type Output;
-    fn consume<I: Iterator<Item = T>>(self, items: I) -> Self::Output;
-}
-
-/// How a job ends. `head` is the sampled items' outputs, folded by `K` like a chunk
-/// (absent when nothing was sampled); after it come the rest of the items serially, or
-/// each chunk's partial result (folded by `K` on the workers), in order.
-pub(crate) trait Finish<T, K: ChunkFold<T>> {
-    type Output;
-    /// The input ended inside the sample.
-    fn done(self, fold: &K, head: Option<K::Acc>) -> Self::Output;
-    /// The rest runs serially.
-    fn serial<I: Iterator<Item = T>>(
-        self,
-        fold: &K,
-        head: Option<K::Acc>,
-        items: I,
-    ) -> Self::Output;
-    /// The rest runs in chunks.
-    fn chunks<I: Iterator<Item = K::Acc>>(
-        self,
-        fold: &K,
-        head: Option<K::Acc>,
-        accs: I,
-    ) -> Self::Output;
-}
-
-impl<T: Send, C: Items<T>> Finish<T, Keep> for C {
-    type Output = C::Output;
-
-    fn done(self, _: &Keep, head: Option<Vec<T>>) -> C::Output {
-        // A `Vec` collected from its own `IntoIter` reuses the allocation.
-        self.consume(head.unwrap_or_default().into_iter())
-    }
-
-    fn serial<I: Iterator<Item = T>>(self, _: &Keep, head: Option<Vec<T>>, items: I) -> C::Output {
-        match head {
-            Some(h) => self.consume(h.into_iter().chain(items)),
-            None => self.consume(items),
-        }
-    }
-
-    fn chunks<I: Iterator<Item = Vec<T>>>(
-        self,
-        _: &Keep,
-        head: Option<Vec<T>>,
-        accs: I,
-    ) -> C::Output {
-        self.consume(head.into_iter().chain(accs).flatten())
-    }
-}
+use crate::plumbing::{ChunkFold, Finish, Items};
 
 macro_rules! consumer {
     ($(#[$doc:meta])* $name:ident $(<$g:ident>)?, |$it:ident| $body:expr, $out:ty $(, where $($bound:tt)*)?) => {

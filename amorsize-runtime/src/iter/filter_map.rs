@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::stage::{Stage, sealed};
+use crate::plumbing::{Stage, sealed};
 
 /// Maps each item to an `Option` and keeps the `Some` values.
 ///

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::stage::{Stage, sealed};
+use crate::plumbing::{Stage, sealed};
 
 /// Maps each item to a serial iterator and yields all of its elements in order.
 ///

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::stage::{Stage, sealed};
+use crate::plumbing::{Stage, sealed};
 
 /// Calls a function on a reference to each item, then passes the item on.
 ///

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::stage::{Stage, sealed};
+use crate::plumbing::{Stage, sealed};
 use crate::process::Remote;
 
 /// Applies a function to each item.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::stage::{Stage, sealed};
+use crate::plumbing::{Stage, sealed};
 
 /// Applies a function to each item with mutable per-worker state.
 ///

@@ -23,12 +23,12 @@ mod flat_map_iter;
 mod inspect;
 mod map;
 mod map_init;
-mod stage;
 
 use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
+pub use crate::plumbing::{Identity, Stage};
 pub use bounds::{ParFn, ParFnMutState, ParFold, ParInit};
 pub use catch_unwind::CatchUnwind;
 pub use filter::Filter;
@@ -37,14 +37,12 @@ pub use flat_map_iter::FlatMapIter;
 pub use inspect::Inspect;
 pub use map::Map;
 pub use map_init::MapInit;
-pub use stage::{Identity, Stage};
 
-pub(crate) use consume::{Collect, EachOnCaller, Finish, FoldReduce, Items};
+pub(crate) use consume::{Collect, EachOnCaller, FoldReduce};
 
-use crate::__private::Config;
-use crate::exec::Keep;
-use crate::options::Options;
+use crate::options::{Config, Options};
 use crate::plan::{Backend, Plan};
+use crate::plumbing::{CallSite, Items, KeepOutputs};
 use crate::run;
 
 /// Adds [`par_auto`](ParAuto::par_auto) to everything that can be iterated with `Send`
@@ -89,31 +87,9 @@ pub struct AutoIter<I, S, H = fn(&Plan)> {
     pub(crate) stage: S,
     pub(crate) options: Options,
     pub(crate) hook: Option<H>,
-    pub(crate) site: Site,
+    pub(crate) site: CallSite,
     pub(crate) progress: bool,
     pub(crate) item_timeout: Option<Duration>,
-}
-
-/// Where a pipeline was written, and what the attribute that wrote it said.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Site {
-    pub location: &'static Location<'static>,
-    pub config: Option<&'static Config>,
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(c) = self.config {
-            write!(f, "{} ", c.function)?;
-        }
-        write!(
-            f,
-            "{}:{}:{}",
-            self.location.file(),
-            self.location.line(),
-            self.location.column()
-        )
-    }
 }
 
 impl<I, S: fmt::Debug, H> fmt::Debug for AutoIter<I, S, H> {
@@ -133,7 +109,7 @@ impl<I: Iterator> AutoIter<I, Identity<I::Item>> {
             stage: Identity::new(),
             options: Options::default(),
             hook: None,
-            site: Site {
+            site: CallSite {
                 location,
                 config: None,
             },
@@ -150,6 +126,19 @@ where
     S: Stage<I::Item>,
     H: FnOnce(&Plan),
 {
+    /// The pipeline, handed to the orchestration that runs it.
+    pub(crate) fn into_request(self) -> run::Request<I, S, H> {
+        run::Request {
+            source: self.source,
+            stage: self.stage,
+            options: self.options,
+            hook: self.hook,
+            site: self.site,
+            progress: self.progress,
+            item_timeout: self.item_timeout,
+        }
+    }
+
     fn with_stage<S2>(self, f: impl FnOnce(S) -> S2) -> AutoIter<I, S2, H> {
         AutoIter {
             source: self.source,
@@ -377,7 +366,7 @@ where
     // ---- consumers -------------------------------------------------------------
 
     fn items<C: Items<S::Out>>(self, consumer: C) -> C::Output {
-        run::drive(self, Keep, consumer)
+        run::drive(self.into_request(), KeepOutputs, consumer)
     }
 
     /// Collects the results, in input order, into any `FromIterator` collection (also
@@ -490,7 +479,7 @@ where
         COMB: FnMut(A, A) -> A,
     {
         run::drive(
-            self,
+            self.into_request(),
             FoldReduce::new(identity, fold),
             consume::Combine(combine),
         )

@@ -95,7 +95,7 @@ fn run(marker: &Marker) -> i32 {
     if unsafe { libc::getppid() } as u32 != marker.parent {
         return 0; // The parent died before this worker got going.
     }
-    crate::exec::enter_worker_process();
+    crate::context::enter_worker_process();
     // As under Rust's `main` (which a worker never reaches): a write to a closed pipe
     // is an error, not a fatal signal.
     // SAFETY: setting SIGPIPE's disposition to "ignore" installs no handler code.

@@ -5,9 +5,9 @@
 //! and outputs, split into the parent's side (encode inputs, decode outputs: serial)
 //! and the worker's side (decode inputs, encode outputs: parallel).
 
-use crate::iter::Stage;
-use crate::stats::SampleStats;
+use crate::plumbing::Stage;
 use crate::process::Remote;
+use crate::stats::SampleStats;
 
 use super::scaling;
 
@@ -111,12 +111,17 @@ where
         // item whose output has no encoding (it failed, under `catch_unwind()`) is not
         // checked.
         let first = first_index;
-        checks.retain_mut(|c| match outputs.get(c.index - first).and_then(|o| r.encode_output(o)) {
-            Some(bytes) => {
-                c.output = bytes;
-                true
+        checks.retain_mut(|c| {
+            match outputs
+                .get(c.index - first)
+                .and_then(|o| r.encode_output(o))
+            {
+                Some(bytes) => {
+                    c.output = bytes;
+                    true
+                }
+                None => false,
             }
-            None => false,
         });
     }
     Extra {

@@ -13,8 +13,7 @@ pub(crate) mod scaling;
 
 use std::time::Instant;
 
-use crate::exec::ChunkFold;
-use crate::iter::Stage;
+use crate::plumbing::{ChunkFold, Stage};
 use crate::stats::SampleStats;
 
 /// Read the CPU clocks only after this much sampled work, so cheap inputs never pay.
@@ -205,14 +204,21 @@ fn cv(batches: &[(usize, f64)]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::Keep;
     use crate::iter::Identity;
+    use crate::plumbing::KeepOutputs;
 
     #[test]
     fn a_short_input_ends_inside_the_sample() {
         let mut src = 0..100u32;
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), &Keep, Some(100), MAX_ITEMS);
+        let s = sample(
+            &mut src,
+            &stage,
+            &mut (),
+            &KeepOutputs,
+            Some(100),
+            MAX_ITEMS,
+        );
         assert!(s.exhausted);
         assert_eq!(s.items, 100);
         assert_eq!(s.head, (0..100).collect::<Vec<_>>());
@@ -223,7 +229,14 @@ mod tests {
         let mut src =
             (0..100u32).inspect(|_| std::thread::sleep(std::time::Duration::from_millis(10)));
         let stage = Identity::new();
-        let s = sample(&mut src, &stage, &mut (), &Keep, Some(100), MAX_ITEMS);
+        let s = sample(
+            &mut src,
+            &stage,
+            &mut (),
+            &KeepOutputs,
+            Some(100),
+            MAX_ITEMS,
+        );
         assert!(!s.exhausted);
         assert_eq!(s.items, 2);
         assert!(s.stats.mean_item_secs >= 0.009);

@@ -18,7 +18,7 @@ use std::panic::resume_unwind;
 use std::sync::{Barrier, Mutex, PoisonError};
 use std::time::Instant;
 
-use crate::iter::Stage;
+use crate::plumbing::Stage;
 
 /// A one-thread phase shorter than this gives no measurement.
 const MIN_PHASE_SECS: f64 = 0.2e-3;
