@@ -24,12 +24,15 @@ fn slow_square(x: u64) -> u64 {
     x * x
 }
 
-/// The cap of the idle pool, as `amorsize-runtime`'s `pool::max_idle_workers` sets it.
+/// The cap of the idle pool, checked to be small: at most two per CPU (at least 2).
 fn cap() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .saturating_mul(2)
-        .max(2)
+    let cap = amorsize::__private::max_idle_workers();
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    assert!(
+        cap <= (2 * cpus).max(2),
+        "the idle cap {cap} is over two per CPU"
+    );
+    cap
 }
 
 /// Names of this process's threads that belong to worker processes' pipes.

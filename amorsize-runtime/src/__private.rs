@@ -23,7 +23,7 @@ where
 pub fn idle_worker_pids() -> Vec<u32> {
     #[cfg(unix)]
     {
-        crate::process::pool::idle_pids()
+        crate::process::idle::idle_pids()
     }
     #[cfg(not(unix))]
     {
@@ -31,10 +31,22 @@ pub fn idle_worker_pids() -> Vec<u32> {
     }
 }
 
-/// Ends the idle worker processes in the pool (for tests).
+/// How many idle worker processes the pool keeps at most (for tests).
+pub fn max_idle_workers() -> usize {
+    #[cfg(unix)]
+    {
+        crate::process::idle::max_idle_workers()
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}
+
+/// Ends every idle worker process in the pool.
 pub fn shutdown_idle_workers() {
     #[cfg(unix)]
-    crate::process::pool::shutdown_idle();
+    crate::process::idle::shutdown_idle();
 }
 
 /// Sets how long the blocking thread pool stays idle before its threads end (for
@@ -46,7 +58,7 @@ pub fn set_threads_idle_timeout(timeout: std::time::Duration) {
 /// Sets the idle timeout of worker processes started from now on (for tests).
 pub fn set_worker_idle_timeout(timeout: std::time::Duration) {
     #[cfg(unix)]
-    crate::process::pool::set_idle_timeout(timeout);
+    crate::process::idle::set_idle_timeout(timeout);
     #[cfg(not(unix))]
     let _ = timeout;
 }

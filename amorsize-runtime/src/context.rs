@@ -10,6 +10,10 @@ thread_local! {
 /// Set once in a worker process: every thread of it (also those a task starts) is inside.
 static IN_WORKER_PROCESS: AtomicBool = AtomicBool::new(false);
 
+/// The environment variable that turns a start of this executable into a worker
+/// process. Its value is `<protocol>:<parent pid>:<idle timeout in ms>`.
+pub(crate) const WORKER_MARKER: &str = "AMORSIZE_WORKER";
+
 /// The kind of thread a call is made from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Context {
@@ -45,4 +49,11 @@ pub(crate) fn enter_threads_pool() {
 #[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn enter_worker_process() {
     IN_WORKER_PROCESS.store(true, Ordering::Relaxed);
+}
+
+/// Whether this process is an amorsize worker: it entered the worker loop, or it
+/// carries the marker (a worker whose load-time constructor did not run, and that did
+/// not call `init()`, must still never start workers itself).
+pub(crate) fn is_worker_process() -> bool {
+    IN_WORKER_PROCESS.load(Ordering::Relaxed) || std::env::var_os(WORKER_MARKER).is_some()
 }

@@ -52,5 +52,5 @@ pub mod __private;
 /// ```
 pub fn init() {
     #[cfg(unix)]
-    process::worker::enter_if_marked(false);
+    process::child::enter_if_marked(false);
 }

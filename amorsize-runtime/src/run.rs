@@ -96,7 +96,7 @@ type Provisioned = (Arc<Plan>, Option<std::convert::Infallible>);
 
 /// Worker processes taken for a job planned on them, or why there are none.
 #[cfg(unix)]
-type ProcessWorkers = Result<Vec<crate::process::pool::Worker>, String>;
+type ProcessWorkers = Result<Vec<crate::process::handle::Worker>, String>;
 
 /// A decision, made and announced, waiting for the job to run under it.
 pub(crate) struct Decision {
@@ -237,20 +237,23 @@ where
             let planned = plan.workers.max(1);
             let taken = match self.refused.clone() {
                 Some(why) => Err(why),
-                None => crate::process::pool::take(planned).map_err(|e| e.to_string()),
+                None => match crate::process::idle::take(planned) {
+                    (ws, Some(e)) if ws.is_empty() => Err(e.to_string()),
+                    (ws, shortfall) => Ok((ws, shortfall)),
+                },
             };
             return match taken {
-                Ok(ws) if ws.len() < planned => {
+                Ok((ws, Some(e))) => {
                     let mut p = (*plan).clone();
                     p.reasons.push(Reason::WorkersUnavailable {
                         planned,
                         started: ws.len(),
-                        why: "the others failed to start (see stderr)".to_string(),
+                        why: e.to_string(),
                     });
                     p.workers = ws.len();
                     (Arc::new(p), Some(Ok(ws)))
                 }
-                Ok(ws) => (plan, Some(Ok(ws))),
+                Ok((ws, None)) => (plan, Some(Ok(ws))),
                 Err(why) if pinned => {
                     let mut p = (*plan).clone();
                     p.reasons.push(Reason::WorkersUnavailable {
@@ -623,7 +626,10 @@ where
             };
             let taken = match run.workers {
                 Some(taken) => taken,
-                None => crate::process::pool::take(workers).map_err(|e| e.to_string()),
+                None => match crate::process::idle::take(workers) {
+                    (ws, Some(e)) if ws.is_empty() => Err(e.to_string()),
+                    (ws, _) => Ok(ws),
+                },
             };
             let Rest {
                 source,

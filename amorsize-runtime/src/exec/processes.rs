@@ -28,7 +28,8 @@ use crossbeam_channel::Select;
 use crate::error::{Error, ErrorKind};
 use crate::plumbing::ChunkFold;
 use crate::process::frame::{self, FromWorker};
-use crate::process::pool::{self, Event, Exit, Worker};
+use crate::process::handle::{Event, Exit, Worker};
+use crate::process::idle;
 use crate::process::remote::{Remote, Reply, serialize};
 
 /// One encoded item on its way to a worker.
@@ -236,9 +237,9 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         if let Some(why) = &self.cannot_start {
             return Err(why.clone());
         }
-        match pool::take(1) {
-            Ok(ws) => {
-                self.slots.extend(ws.into_iter().map(Slot::new));
+        match idle::take_one() {
+            Ok(w) => {
+                self.slots.push(Slot::new(w));
                 Ok(())
             }
             Err(e) => {
@@ -452,7 +453,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
                     }
                     if keep && self.failure.is_none() && self.cannot_start.is_none() {
                         // Replace the dead worker.
-                        match pool::start(1) {
+                        match idle::start(1) {
                             Ok(ws) => self.slots.extend(ws.into_iter().map(Slot::new)),
                             Err(e) => {
                                 self.cannot_start =
@@ -576,7 +577,7 @@ impl<T, O, K: ChunkFold<O>, Src> Drop for Processes<'_, T, O, K, Src> {
         // Stopped early or unwinding: kill what is in flight, return the idle workers.
         self.stop();
         for slot in self.slots.drain(..) {
-            pool::give_back(slot.worker);
+            idle::give_back(slot.worker);
         }
     }
 }

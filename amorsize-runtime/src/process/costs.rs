@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::frame::{self, FromWorker};
-use super::pool::{self, Event, Worker};
+use super::handle::{Event, Worker};
+use super::idle;
 use super::registry::ECHO;
 use crate::probe::{Fallback, Overheads, overhead};
 
@@ -49,7 +50,7 @@ fn measure() -> Result<Costs, String> {
     let mut starts = Vec::with_capacity(STARTS);
     let mut first_err = None;
     for _ in 0..STARTS {
-        match pool::start_timed() {
+        match idle::start_timed() {
             Ok((w, d)) => {
                 workers.push(w);
                 starts.push(d.as_secs_f64());
@@ -97,7 +98,7 @@ fn measure() -> Result<Costs, String> {
         }
     };
     for w in workers {
-        pool::give_back(w);
+        idle::give_back(w);
     }
     Ok(Costs {
         start_secs,

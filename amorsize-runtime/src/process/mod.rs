@@ -6,10 +6,12 @@
 //! - [`codec`]: the one seam where values become bytes and back (bincode 2 over serde).
 //! - [`frame`]: length-prefixed, size-limited frames of the worker protocol; a malformed
 //!   or truncated frame is an error, never a crash or a hang.
-//! - [`worker`]: the worker side, entered from a load-time constructor before `main`
-//!   (or from [`crate::init`]) when the environment carries the marker.
-//! - [`pool`]: the parent side: starting workers, the handshake, a reader and a writer
-//!   thread per worker, reaping, and the pool that keeps idle workers between jobs.
+//! - [`child`]: the worker's own side, entered from a load-time constructor before
+//!   `main` (or from [`crate::init`]) when the environment carries the marker.
+//! - [`handle`]: the parent's handle on one worker: starting it, the handshake, a
+//!   reader and a writer thread, reaping.
+//! - [`idle`]: the pool that keeps idle workers between jobs, and how a job gets its
+//!   workers.
 //! - [`costs`]: process start and per-chunk round trip, measured once when processes
 //!   are first considered.
 //! - [`remote`]: a job's view of its task: encode inputs, turn replies into outputs.
@@ -19,34 +21,24 @@
 //! Linux is first-class and macOS best effort (both `unix`); elsewhere the backend is
 //! excluded with a reason.
 
+#[cfg(unix)]
+pub(crate) mod child;
 pub(crate) mod codec;
 #[cfg(unix)]
 pub(crate) mod costs;
 pub(crate) mod frame;
 #[cfg(unix)]
-pub(crate) mod pool;
+pub(crate) mod handle;
+#[cfg(unix)]
+pub(crate) mod idle;
 pub(crate) mod registry;
 pub(crate) mod remote;
 #[cfg(unix)]
 pub(crate) mod verify;
-#[cfg(unix)]
-pub(crate) mod worker;
 
 pub use remote::Remote;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The environment variable that turns a start of this executable into a worker. Its
-/// value is `<protocol>:<parent pid>:<idle timeout in ms>`.
-pub(crate) const MARKER: &str = "AMORSIZE_WORKER";
-
-/// Set in a worker process: it never starts workers itself.
-static IS_WORKER: AtomicBool = AtomicBool::new(false);
-
-/// Whether this process is an amorsize worker.
-pub(crate) fn is_worker() -> bool {
-    IS_WORKER.load(Ordering::Relaxed) || std::env::var_os(MARKER).is_some()
-}
+use crate::context::is_worker_process;
 
 /// The most worker processes one job may use with `cpu_budget` CPUs: processes serve
 /// work that keeps a CPU busy, so more than a few per CPU only add start-up costs and
@@ -63,7 +55,7 @@ pub(crate) fn unavailable(has_task: bool) -> Option<String> {
             "worker processes are not supported on this platform in this version".to_string(),
         );
     }
-    if is_worker() {
+    if is_worker_process() {
         return Some("this is already an amorsize worker process".to_string());
     }
     if !has_task {

@@ -15,7 +15,8 @@
 use std::time::{Duration, Instant};
 
 use super::frame::{self, FromWorker};
-use super::pool::{self, Event, describe};
+use super::handle::{Event, describe};
+use super::idle;
 use super::registry::TaskEntry;
 
 /// Most items run again on a worker.
@@ -42,10 +43,8 @@ pub(crate) fn verify(
     if items.is_empty() {
         return Ok(());
     }
-    let mut worker = pool::take(1)
-        .map_err(|e| format!("no worker process could be started to check the task: {e}"))?
-        .pop()
-        .ok_or_else(|| "no worker process could be started to check the task".to_string())?;
+    let mut worker = idle::take_one()
+        .map_err(|e| format!("no worker process could be started to check the task: {e}"))?;
     let mut out = Vec::new();
     worker.bind(task, &mut out);
     for c in items {
@@ -92,7 +91,7 @@ pub(crate) fn verify(
         };
         differ.extend(got);
     }
-    pool::give_back(worker);
+    idle::give_back(worker);
     if differ.is_empty() {
         Ok(())
     } else {

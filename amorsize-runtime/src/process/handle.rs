@@ -1,5 +1,5 @@
-//! The parent side of the worker processes: start, handshake, pipes, reaping, and the
-//! pool of idle workers kept between jobs.
+//! The parent's handle on one worker process ([`Worker`]): start, handshake, pipes,
+//! reaping.
 //!
 //! Each worker has a writer thread (owns its stdin; sends whole batches of frames) and
 //! a reader thread (owns its stdout; parses frames into [`Event`]s), so neither side of
@@ -16,31 +16,25 @@
 //! reports [`Event::Closed`] with the exit status: no zombies, no thread or
 //! descriptor left behind.
 //!
-//! Dropping a [`Worker`] closes its stdin, which ends the worker (EOF). Idle workers
-//! wait in a process-wide pool for the next job, at most [`max_idle_workers`] of
-//! them; the pool retires one a little before its own idle timeout ([`IDLE_TIMEOUT`])
-//! would end it, so a job rarely meets a worker that is just leaving (and one that is,
-//! says `Bye` without having read anything, so its items are simply sent elsewhere).
-//! A worker that ends while in the pool is removed by its reader thread at once.
+//! Dropping a [`Worker`] closes its stdin, which ends the worker (EOF). The pool that
+//! keeps idle workers between jobs is [`super::idle`].
 
 use std::io::{BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded, select, unbounded};
 
+use super::child::Marker;
 use super::frame::{self, FromWorker};
 use super::registry::{self, TaskEntry};
-use super::worker::Marker;
-use super::{MARKER, is_worker};
+use crate::context::{WORKER_MARKER, is_worker_process};
 
 /// A worker that has not said `Hello` by then is given up on.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A worker with nothing to do for this long exits by itself.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After its output ends, a worker has this long to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// Without a pidfd, how often a reader waiting for output checks whether the worker
@@ -51,19 +45,6 @@ const EXIT_CHECK_PERIOD: Duration = Duration::from_millis(50);
 /// constructor not run, a test harness reads this as a filter that matches no test and
 /// exits at once instead of running the suite again.
 const WORKER_ARG: &str = "__amorsize_worker__";
-
-/// The idle timeout given to new workers (adjustable for tests).
-static IDLE: Mutex<Duration> = Mutex::new(IDLE_TIMEOUT);
-
-/// Sets the idle timeout of workers started from now on, and how long the pool keeps
-/// idle ones (slightly less).
-pub(crate) fn set_idle_timeout(d: Duration) {
-    *IDLE.lock().unwrap_or_else(PoisonError::into_inner) = d;
-}
-
-fn idle_timeout() -> Duration {
-    *IDLE.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// How a worker process ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,7 +87,8 @@ pub(crate) struct Worker {
     child: Arc<Mutex<Child>>,
     /// The task the worker was last told about (a `Task` frame is sent on change).
     task: Option<&'static TaskEntry>,
-    idle_since: Instant,
+    /// When it last went back to the idle pool.
+    pub(super) idle_since: Instant,
 }
 
 impl std::fmt::Debug for Worker {
@@ -119,6 +101,16 @@ impl Worker {
     /// The worker's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The worker's id, unique for the life of this process.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the worker has something to say while owing nothing: it left or died.
+    pub(super) fn has_news(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The worker's events (frames, then `Closed`).
@@ -150,9 +142,11 @@ impl Worker {
             .kill();
     }
 
-    /// Starts a worker; it still has to say `Hello` (see [`Worker::handshake`]).
-    fn spawn() -> Result<Worker, StartError> {
-        if is_worker() {
+    /// Starts a worker that exits after `idle` without work; it still has to say
+    /// `Hello` (see [`Worker::handshake`]). `on_exit` is called with the worker's
+    /// [`id`](Worker::id) on its reader thread once the process has ended.
+    pub(super) fn spawn(idle: Duration, on_exit: fn(u64)) -> Result<Worker, StartError> {
+        if is_worker_process() {
             return Err(StartError(
                 "a worker process never starts workers itself".to_string(),
             ));
@@ -160,20 +154,18 @@ impl Worker {
         let exe = std::env::current_exe()
             .map_err(|e| StartError(format!("cannot find this executable: {e}")))?;
         let mut cmd = Command::new(&exe);
-        cmd.arg(WORKER_ARG)
-            .env(MARKER, Marker::value(idle_timeout()));
-        Worker::spawn_command(cmd)
+        cmd.arg(WORKER_ARG).env(WORKER_MARKER, Marker::value(idle));
+        Worker::spawn_watched(cmd, true, on_exit)
     }
 
     /// Starts `cmd` as a worker, with piped stdin and stdout and a reader and a writer
-    /// thread.
-    fn spawn_command(cmd: Command) -> Result<Worker, StartError> {
-        Worker::spawn_watched(cmd, true)
-    }
-
-    /// [`Worker::spawn_command`]; `pidfd` false makes the reader use the portable way
-    /// of noticing the worker's exit (as where pidfds are not available).
-    fn spawn_watched(mut cmd: Command, pidfd: bool) -> Result<Worker, StartError> {
+    /// thread. `pidfd` false makes the reader use the portable way of noticing the
+    /// worker's exit (as where pidfds are not available).
+    fn spawn_watched(
+        mut cmd: Command,
+        pidfd: bool,
+        on_exit: fn(u64),
+    ) -> Result<Worker, StartError> {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -215,7 +207,7 @@ impl Worker {
                         exited: false,
                     };
                     read_loop(watched, &events_tx, ended_tx);
-                    forget_idle(id);
+                    on_exit(id);
                 })
         };
         let worker = Worker {
@@ -251,7 +243,7 @@ impl Worker {
 
     /// Waits for the worker's `Hello` and checks that it speaks this protocol and has
     /// this executable's task registry.
-    fn handshake(self, deadline: Instant) -> Result<Worker, StartError> {
+    pub(super) fn handshake(self, deadline: Instant) -> Result<Worker, StartError> {
         let fail = |w: Worker, why: String| {
             w.kill();
             Err(StartError(format!("worker {}: {why}", w.pid)))
@@ -302,16 +294,6 @@ impl Worker {
             ),
         }
     }
-
-    /// Whether the worker can take work: alive, not leaving, not idle too long.
-    fn fit(&self) -> bool {
-        self.events.is_empty() && self.idle_since.elapsed() < retire_after()
-    }
-}
-
-fn retire_after() -> Duration {
-    let idle = idle_timeout();
-    idle.saturating_sub((idle / 6).min(Duration::from_secs(5)))
 }
 
 impl Drop for Worker {
@@ -581,140 +563,6 @@ fn reap(child: &Mutex<Child>) -> Exit {
 /// The source of [`Worker`] ids.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// Idle workers between jobs, oldest first.
-fn idle() -> &'static Mutex<Vec<Worker>> {
-    static IDLE_WORKERS: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
-    &IDLE_WORKERS
-}
-
-/// How many idle workers the pool keeps: twice the available parallelism, at least 2.
-/// Enough for the next job (or two at once) to start at full width without waiting
-/// for processes; more would only hold memory, threads and pipes until they idle out
-/// (many concurrent callers would otherwise leave that many workers each).
-pub(crate) fn max_idle_workers() -> usize {
-    static CAP: OnceLock<usize> = OnceLock::new();
-    *CAP.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .saturating_mul(2)
-            .max(2)
-    })
-}
-
-/// Removes the worker `id` from the idle pool, if it is there: its reader thread calls
-/// this once the process has ended, so a dead worker does not wait for the next `take`.
-fn forget_idle(id: u64) {
-    let gone = {
-        let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        pool.iter()
-            .position(|w| w.id == id)
-            .map(|at| pool.remove(at))
-    };
-    drop(gone);
-}
-
-/// Starts `n` workers at once and waits for their handshakes. Returns those that
-/// started, or the first error if none did.
-pub(crate) fn start(n: usize) -> Result<Vec<Worker>, StartError> {
-    let mut spawned = Vec::with_capacity(n);
-    let mut first_err = None;
-    for _ in 0..n {
-        match Worker::spawn() {
-            Ok(w) => spawned.push(w),
-            Err(e) => {
-                first_err.get_or_insert(e);
-                break;
-            }
-        }
-    }
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let mut ok = Vec::with_capacity(spawned.len());
-    for w in spawned {
-        match w.handshake(deadline) {
-            Ok(w) => ok.push(w),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    match (ok.is_empty(), first_err) {
-        (true, Some(e)) => Err(e),
-        (true, None) => Err(StartError("no worker requested".to_string())),
-        (false, _) => Ok(ok),
-    }
-}
-
-/// Starts one worker and times it: spawn to handshake.
-pub(crate) fn start_timed() -> Result<(Worker, Duration), StartError> {
-    let t = Instant::now();
-    let w = Worker::spawn()?.handshake(Instant::now() + HANDSHAKE_TIMEOUT)?;
-    Ok((w, t.elapsed()))
-}
-
-/// Up to `n` workers for a job: idle ones from the pool first, then new ones. Fails
-/// only if not even one worker is available.
-pub(crate) fn take(n: usize) -> Result<Vec<Worker>, StartError> {
-    let n = n.max(1);
-    let mut got = Vec::with_capacity(n);
-    {
-        let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        // Drop the ones that left or idled too long (dropping closes their stdin).
-        pool.retain(Worker::fit);
-        while got.len() < n {
-            match pool.pop() {
-                Some(w) => got.push(w),
-                None => break,
-            }
-        }
-    }
-    if got.len() < n {
-        match start(n - got.len()) {
-            Ok(more) => got.extend(more),
-            Err(e) if got.is_empty() => return Err(e),
-            Err(_) => {}
-        }
-    }
-    Ok(got)
-}
-
-/// Returns a worker with no work outstanding to the pool. A worker that has something
-/// to say (it left or died) is dropped, and so is the oldest idle one if the pool
-/// would hold more than [`max_idle_workers`].
-pub(crate) fn give_back(mut w: Worker) {
-    w.idle_since = Instant::now();
-    let dropped = {
-        let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
-        // Checked under the lock: a worker's reader thread reports `Closed` before it
-        // takes the lock to remove the worker from the pool, so one that dies now is
-        // either seen here or removed by its reader thread, never left behind.
-        if w.events.is_empty() {
-            pool.push(w);
-            // The oldest is the nearest to idling out.
-            (pool.len() > max_idle_workers()).then(|| pool.remove(0))
-        } else {
-            Some(w)
-        }
-    };
-    // Dropped outside the lock: that closes its stdin, which ends it.
-    drop(dropped);
-}
-
-/// Process ids of the idle workers in the pool.
-pub(crate) fn idle_pids() -> Vec<u32> {
-    idle()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(Worker::pid)
-        .collect()
-}
-
-/// Ends every idle worker (for tests and orderly shutdown).
-pub(crate) fn shutdown_idle() {
-    let workers = std::mem::take(&mut *idle().lock().unwrap_or_else(PoisonError::into_inner));
-    drop(workers);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,7 +570,7 @@ mod tests {
     fn sh(script: &str) -> Worker {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
-        Worker::spawn_command(cmd).expect("sh starts")
+        Worker::spawn_watched(cmd, true, |_| {}).expect("sh starts")
     }
 
     fn closed(w: &Worker) -> Exit {
@@ -770,7 +618,7 @@ mod tests {
             );
             let mut cmd = Command::new("sh");
             cmd.args(["-c", &script]);
-            let w = Worker::spawn_watched(cmd, pidfd).expect("sh starts");
+            let w = Worker::spawn_watched(cmd, pidfd, |_| {}).expect("sh starts");
             // More than a pipe holds: the writer blocks, and nothing ever reads it.
             assert!(w.send(vec![0; 1 << 20]));
             let t = Instant::now();
@@ -849,7 +697,7 @@ mod tests {
 
     #[test]
     fn a_real_worker_answers_and_rejects_garbage() {
-        let mut ws = start(1).expect("a worker of this test binary starts");
+        let mut ws = super::super::idle::start(1).expect("a worker of this test binary starts");
         let mut w = ws.pop().expect("one worker");
         let pid = w.pid();
         assert_ne!(pid, std::process::id());

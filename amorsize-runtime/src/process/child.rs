@@ -1,4 +1,4 @@
-//! The worker side: entered before `main` when the environment carries [`MARKER`].
+//! The worker side: entered before `main` when the environment carries [`WORKER_MARKER`].
 //!
 //! A load-time constructor checks the marker first thing; if it is set, the process
 //! becomes a worker and never returns into `main` or the test harness. [`crate::init`]
@@ -17,12 +17,11 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::frame::{self, ToWorker};
 use super::registry::{self, TaskEntry};
-use super::{IS_WORKER, MARKER};
+use crate::context::{WORKER_MARKER, enter_worker_process};
 use crate::error::panic_text;
 
 /// How often the watchdog checks that the parent is still there.
@@ -69,15 +68,15 @@ fn amorsize_worker_entry() {
 /// Becomes a worker and exits if the environment carries the marker; returns otherwise.
 /// `from_ctor`: called from the load-time constructor (single-threaded).
 pub(crate) fn enter_if_marked(from_ctor: bool) {
-    let Some(value) = std::env::var_os(MARKER) else {
+    let Some(value) = std::env::var_os(WORKER_MARKER) else {
         return;
     };
-    IS_WORKER.store(true, Ordering::Relaxed);
+    enter_worker_process();
     if from_ctor {
         // SAFETY: load-time constructors run before `main` on the process's only
         // thread, so nothing reads the environment concurrently. Removing the marker
         // keeps processes that a task starts from becoming workers.
-        unsafe { std::env::remove_var(MARKER) };
+        unsafe { std::env::remove_var(WORKER_MARKER) };
     }
     let code = match value.to_str().and_then(Marker::parse) {
         Some(m) if m.protocol == frame::PROTOCOL => run(&m),
@@ -95,7 +94,6 @@ fn run(marker: &Marker) -> i32 {
     if unsafe { libc::getppid() } as u32 != marker.parent {
         return 0; // The parent died before this worker got going.
     }
-    crate::context::enter_worker_process();
     // As under Rust's `main` (which a worker never reaches): a write to a closed pipe
     // is an error, not a fatal signal.
     // SAFETY: setting SIGPIPE's disposition to "ignore" installs no handler code.
