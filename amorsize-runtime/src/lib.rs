@@ -9,6 +9,7 @@ mod env;
 mod error;
 mod exec;
 pub mod iter;
+mod limits;
 pub mod model;
 mod optimize;
 mod options;

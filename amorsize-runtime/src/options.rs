@@ -1,5 +1,6 @@
 //! [`Options`]: what the user pinned or forbade, and the `AMORSIZE_*` environment.
 
+use crate::env::EnvConfig;
 use crate::plan::{Backend, Reason};
 
 /// Default of [`Options::min_speedup`]: below this predicted speedup, stay serial.
@@ -27,6 +28,20 @@ pub struct Options {
     pub min_speedup: f64,
     /// Backends that cannot run this job, each with its reason.
     pub exclude: Vec<(Backend, Reason)>,
+    /// Where `backend` came from.
+    pub(crate) backend_source: Source,
+    /// Where `max_workers` came from.
+    pub(crate) max_workers_source: Source,
+}
+
+/// Where a pinned value came from, so that the plan names the right control.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `.backend()`, `.max_workers()`, an attribute argument, or a field set by hand.
+    #[default]
+    Code,
+    /// This `AMORSIZE_*` variable.
+    Environment(&'static str),
 }
 
 impl Default for Options {
@@ -37,6 +52,8 @@ impl Default for Options {
             chunk_size: None,
             min_speedup: DEFAULT_MIN_SPEEDUP,
             exclude: Vec::new(),
+            backend_source: Source::Code,
+            max_workers_source: Source::Code,
         }
     }
 }
@@ -56,6 +73,45 @@ impl Options {
                 why: why.into(),
             },
         ));
+    }
+
+    /// These options with the environment merged in, each value remembering where it
+    /// came from: a backend pinned in code beats `AMORSIZE_BACKEND`, and
+    /// `AMORSIZE_MAX_WORKERS` caps `max_workers` whether or not code set it.
+    pub(crate) fn with_environment(&self, env: &EnvConfig) -> Options {
+        let mut o = self.clone();
+        if o.backend.is_none()
+            && let Some(b) = env.backend
+        {
+            o.backend = Some(b);
+            o.backend_source = Source::Environment("AMORSIZE_BACKEND");
+        }
+        if let Some(cap) = env.max_workers
+            && o.max_workers.is_none_or(|n| n > cap)
+        {
+            o.max_workers = Some(cap);
+            o.max_workers_source = Source::Environment("AMORSIZE_MAX_WORKERS");
+        }
+        o
+    }
+
+    /// Where the pinned `option` (`backend` or `max_workers`; anything else is code)
+    /// came from.
+    pub(crate) fn source(&self, option: &str) -> Source {
+        match option {
+            "backend" => self.backend_source,
+            "max_workers" => self.max_workers_source,
+            _ => Source::Code,
+        }
+    }
+
+    /// The reason that says `option` was pinned to `value`, naming where: in code, or
+    /// by an environment variable.
+    pub(crate) fn pin_reason(&self, option: &'static str, value: String) -> Reason {
+        match self.source(option) {
+            Source::Code => Reason::Pinned { option, value },
+            Source::Environment(variable) => Reason::Environment { variable, value },
+        }
     }
 
     /// The reason `backend` is excluded, if it is.

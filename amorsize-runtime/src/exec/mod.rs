@@ -8,14 +8,18 @@
 //! At most `2 × workers` chunks are in flight, so a lazy source is never drained beyond
 //! that window.
 
+mod blocking;
+mod execute;
 mod pipeline;
-mod pool;
 #[cfg(unix)]
 mod processes;
 mod window;
 
+pub(crate) use blocking::{set_idle_timeout as set_threads_idle_timeout, threads_pool};
+#[cfg(unix)]
+pub(crate) use execute::ProcessWorkers;
+pub(crate) use execute::{Rest, Run, execute};
 pub(crate) use pipeline::Pipeline;
-pub(crate) use pool::{MAX_THREADS, set_idle_timeout as set_threads_idle_timeout, threads_pool};
 #[cfg(unix)]
 pub(crate) use processes::Processes;
 pub(crate) use window::Windowed;

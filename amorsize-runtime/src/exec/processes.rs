@@ -136,7 +136,7 @@ where
             fold,
             src,
             chunk: chunk.max(1),
-            window: 2 * n as u64,
+            window: crate::limits::in_flight_chunks(n) as u64,
             slots: workers.into_iter().map(Slot::new).collect(),
             chunks: BTreeMap::new(),
             requeue: VecDeque::new(),

@@ -39,7 +39,7 @@ where
             src,
             stage,
             fold,
-            window: 4 * workers.max(1),
+            window: crate::limits::nested_window_chunks(workers),
             ready: Vec::new().into_iter(),
             done: false,
             progress,

@@ -9,12 +9,9 @@ use crate::plan::Backend;
 /// size keeps 2-10 MiB resident.
 pub(super) const PROCESS_BASE_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
 
-/// Most threads the blocking pool (Threads) runs for one job.
-pub(super) const THREADS_MAX_WORKERS: usize = 512;
-
 /// Items in flight per item of a chunk: a worker holds the chunk it runs and the one
-/// queued behind it (the window of about `workers * chunk * 2` items).
-const WINDOW_CHUNKS: f64 = 2.0;
+/// queued behind it (the executors' window).
+const WINDOW_CHUNKS: f64 = crate::limits::in_flight_chunks(1) as f64;
 
 /// Waking one parked worker of the (warm) blocking pool:
 /// `min(chunk_handoff, thread_start / 4)`.

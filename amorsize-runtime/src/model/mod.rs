@@ -113,17 +113,20 @@
 mod chunk;
 mod cost;
 mod input;
+mod pinned;
 mod search;
 #[cfg(test)]
 mod tests;
 
 pub use crate::stats::SampleStats;
 
-use crate::options::Options;
+use crate::limits::MAX_THREADS;
+use crate::options::{Options, Source};
 use crate::plan::{Backend, Candidate, Estimate, Plan, Reason};
 use crate::probe::MachineProfile;
-use cost::{Cost, THREADS_MAX_WORKERS};
+use cost::Cost;
 use input::{Controls, Machine, Workload};
+pub(crate) use pinned::fully_pinned;
 
 /// `cpu_ratio` below this marks the work I/O-bound ([`Reason::IoBound`]).
 const IO_BOUND_RATIO: f64 = 0.5;
@@ -240,8 +243,9 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
                     pinned,
                     used: Backend::Serial,
                 });
+                push_unavailable_source(&mut plan.reasons, pinned, options);
             }
-            push_pinned_sizes(&mut plan.reasons, &ctl);
+            push_pinned_sizes(&mut plan.reasons, &ctl, options);
             plan.reasons.extend(ctl.clamped.iter().cloned());
             if length_estimated {
                 plan.reasons.push(Reason::LengthEstimated { remaining: n });
@@ -261,7 +265,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
             Backend::Rayon => machine_in
                 .rayon_threads
                 .min(ceil_count(cpus / (work.r * work.q))),
-            Backend::Threads => THREADS_MAX_WORKERS.min(ceil_count(cpus / (work.r * work.q))),
+            Backend::Threads => MAX_THREADS.min(ceil_count(cpus / (work.r * work.q))),
             _ => ceil_count(cpus / work.q),
         };
         backend_cap.min(n_cap).min(user_cap).max(1)
@@ -280,7 +284,9 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
             None => {
                 // Fully pinned: exactly the pinned numbers, for the pinned backend.
                 let exact = match (pin, ctl.max_workers, ctl.chunk_size) {
-                    (Some(p), Some(w), Some(_)) if p == b => Some(w.min(n_cap)),
+                    (Some(p), Some(w), Some(_)) if p == b => {
+                        Some(pinned::workers(b, w, Some(n), machine_in.cpus))
+                    }
                     _ => None,
                 };
                 let found = search::best(
@@ -318,13 +324,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         });
 
     let (chosen, main) = match (pin, best) {
-        (Some(b), _) => (
-            b,
-            Reason::Pinned {
-                option: "backend",
-                value: b.name().to_string(),
-            },
-        ),
+        (Some(b), _) => (b, options.pin_reason("backend", b.name().to_string())),
         (None, Some((i, e))) if e.speedup >= ctl.min_speedup && serial_secs > 0.0 => (
             PARALLEL[i],
             Reason::Fastest {
@@ -366,8 +366,9 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
             pinned,
             used: chosen,
         });
+        push_unavailable_source(&mut plan.reasons, pinned, options);
     }
-    push_pinned_sizes(&mut plan.reasons, &ctl);
+    push_pinned_sizes(&mut plan.reasons, &ctl, options);
     if work.r < IO_BOUND_RATIO && excluded(Backend::Threads).is_none() {
         plan.reasons.push(Reason::IoBound {
             cpu_ratio: plan.sample.cpu_ratio,
@@ -472,18 +473,24 @@ fn ceil_count(x: f64) -> usize {
     }
 }
 
-/// A [`Reason::Pinned`] for each of `max_workers` and `chunk_size` that was set.
-fn push_pinned_sizes(reasons: &mut Vec<Reason>, ctl: &Controls) {
+/// A reason for each of `max_workers` and `chunk_size` that was set: pinned in code, or
+/// by the environment.
+fn push_pinned_sizes(reasons: &mut Vec<Reason>, ctl: &Controls, options: &Options) {
     if let Some(w) = ctl.max_workers {
-        reasons.push(Reason::Pinned {
-            option: "max_workers",
-            value: w.to_string(),
-        });
+        reasons.push(options.pin_reason("max_workers", w.to_string()));
     }
     if let Some(c) = ctl.chunk_size {
-        reasons.push(Reason::Pinned {
-            option: "chunk_size",
-            value: c.to_string(),
+        reasons.push(options.pin_reason("chunk_size", c.to_string()));
+    }
+}
+
+/// After a [`Reason::PinnedUnavailable`]: the environment variable that pinned the
+/// backend, if one did, so the plan names what could not be honoured.
+fn push_unavailable_source(reasons: &mut Vec<Reason>, pinned: Backend, options: &Options) {
+    if let Source::Environment(variable) = options.source("backend") {
+        reasons.push(Reason::Environment {
+            variable,
+            value: pinned.to_string(),
         });
     }
 }

@@ -713,8 +713,15 @@ mod invariants {
             let p = plan(&s, &machine(2), &o);
             let n = p.remaining_items.unwrap_or(0);
             prop_assert_eq!(p.backend, b);
+            // Exact, but never more workers than items or than the backend's cap (a
+            // job gets at most four worker processes per CPU).
+            let cap = if b == Backend::Processes {
+                crate::limits::max_processes(2)
+            } else {
+                crate::limits::MAX_THREADS
+            };
             if b != Backend::Serial {
-                prop_assert_eq!((p.workers, p.chunk_size), (w.min(n.max(1)), c));
+                prop_assert_eq!((p.workers, p.chunk_size), (w.min(n.max(1)).min(cap), c));
             }
         }
     }

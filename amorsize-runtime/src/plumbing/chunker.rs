@@ -1,7 +1,6 @@
 //! [`Chunker`]: the source cut into chunks of consecutive items.
 
-/// Most items in one chunk, however long the input turns out to be.
-pub(crate) const MAX_CHUNK: usize = 1 << 16;
+use crate::limits::MAX_CHUNK;
 
 /// Cuts a source into chunks of consecutive items, counting input indices.
 ///

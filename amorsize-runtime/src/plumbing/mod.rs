@@ -16,7 +16,7 @@ mod fold;
 mod site;
 mod stage;
 
-pub(crate) use chunker::{Chunker, MAX_CHUNK};
+pub(crate) use chunker::Chunker;
 pub(crate) use fold::{ChunkFold, Finish, Items, KeepOutputs};
 pub(crate) use site::CallSite;
 pub(crate) use stage::sealed;

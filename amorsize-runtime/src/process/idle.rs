@@ -44,17 +44,13 @@ fn idle() -> &'static Mutex<Vec<Worker>> {
     &IDLE_WORKERS
 }
 
-/// How many idle workers the pool keeps: twice the available parallelism, at least 2.
-/// Enough for the next job (or two at once) to start at full width without waiting
-/// for processes; more would only hold memory, threads and pipes until they idle out
-/// (many concurrent callers would otherwise leave that many workers each).
+/// How many idle workers the pool keeps ([`crate::limits::max_idle_processes`]).
 pub(crate) fn max_idle_workers() -> usize {
     static CAP: OnceLock<usize> = OnceLock::new();
     *CAP.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZero::get)
-            .saturating_mul(2)
-            .max(2)
+        crate::limits::max_idle_processes(
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        )
     })
 }
 

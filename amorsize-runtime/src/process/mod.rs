@@ -40,13 +40,6 @@ pub use remote::Remote;
 
 use crate::context::is_worker_process;
 
-/// The most worker processes one job may use with `cpu_budget` CPUs: processes serve
-/// work that keeps a CPU busy, so more than a few per CPU only add start-up costs and
-/// memory (the model itself never plans more than the CPUs).
-pub(crate) fn max_workers(cpu_budget: usize) -> usize {
-    cpu_budget.saturating_mul(4).max(4)
-}
-
 /// Why this job cannot run on worker processes, if it cannot; `has_task` says whether
 /// the stage is one registered task applied per item.
 pub(crate) fn unavailable(has_task: bool) -> Option<String> {

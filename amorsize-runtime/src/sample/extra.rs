@@ -5,7 +5,11 @@
 //! and outputs, split into the parent's side (encode inputs, decode outputs: serial)
 //! and the worker's side (decode inputs, encode outputs: parallel).
 
+use crate::context::Context;
+use crate::options::Options;
+use crate::plan::Backend;
 use crate::plumbing::Stage;
+use crate::probe::MachineProfile;
 use crate::process::Remote;
 use crate::stats::SampleStats;
 
@@ -22,6 +26,44 @@ pub(crate) const WIRE_ITEMS: usize = 8;
 /// Items are pulled for the encoding measurement only while their predicted work
 /// stays under this (at least one is).
 pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
+
+/// Which extra measurements a job needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wanted {
+    /// The two-thread efficiency.
+    pub scaling: bool,
+    /// The encoding costs, for worker processes.
+    pub processes: bool,
+}
+
+/// Which extra measurements pay for this job, after its sample; forbids processes for
+/// work that mostly waits. `has_task`: the stage is a registered task.
+pub(crate) fn wanted(
+    stats: &SampleStats,
+    machine: &MachineProfile,
+    options: &mut Options,
+    context: Context,
+    has_task: bool,
+) -> Wanted {
+    // Work that mostly waits (on I/O, or on other threads) keeps few CPUs busy: many
+    // threads serve it, and a handful of processes cannot beat them.
+    let waits = stats.cpu_ratio * stats.process_cpu_ratio < 0.5;
+    if waits && options.backend.is_none() {
+        options.forbid(
+            Backend::Processes,
+            "the work mostly waits: more threads serve it better than a few processes",
+        );
+    }
+    let processes = has_task
+        && context == Context::Free
+        && options.excluded(Backend::Processes).is_none()
+        && matches!(options.backend, None | Some(Backend::Processes));
+    // Two-thread efficiency matters only when processes could take over from threads;
+    // measured on a busy machine it can read low for work that scales, so it is not
+    // risked where it could only turn a parallel plan serial.
+    let scaling = processes && options.backend.is_none() && machine.cpu_budget >= 2;
+    Wanted { scaling, processes }
+}
 
 /// What the extra measurements ran: outputs in order, how many items were pulled, and
 /// (when processes are a candidate) the encodings of a few of them to check a worker

@@ -9,6 +9,8 @@
 
 pub(crate) mod clock;
 pub(crate) mod extra;
+#[cfg(unix)]
+pub(crate) mod processes;
 pub(crate) mod scaling;
 
 use std::time::Instant;

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// Most threads the blocking pool will ever hold.
-pub(crate) const MAX_THREADS: usize = 1024;
+use crate::limits::MAX_THREADS;
 
 /// How long the pool stays without a job before its threads end.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,13 +22,13 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 static IDLE_MS: AtomicU64 = AtomicU64::new(IDLE_TIMEOUT.as_millis() as u64);
 
 /// The pool, when there is one, and when a job last asked for it.
-struct Slot {
+struct Current {
     pool: Arc<ThreadPool>,
     last_used: Instant,
 }
 
-fn slot() -> MutexGuard<'static, Option<Slot>> {
-    static SLOT: Mutex<Option<Slot>> = Mutex::new(None);
+fn current() -> MutexGuard<'static, Option<Current>> {
+    static SLOT: Mutex<Option<Current>> = Mutex::new(None);
     SLOT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -38,7 +37,7 @@ fn slot() -> MutexGuard<'static, Option<Slot>> {
 /// one keep it alive through their `Arc`).
 pub(crate) fn threads_pool(n: usize) -> Result<Arc<ThreadPool>, rayon::ThreadPoolBuildError> {
     let n = n.clamp(1, MAX_THREADS);
-    let mut slot = slot();
+    let mut slot = current();
     if let Some(s) = slot.as_mut()
         && s.pool.current_num_threads() >= n
     {
@@ -53,7 +52,7 @@ pub(crate) fn threads_pool(n: usize) -> Result<Arc<ThreadPool>, rayon::ThreadPoo
             .build()?,
     );
     let first = slot.is_none();
-    *slot = Some(Slot {
+    *slot = Some(Current {
         pool: Arc::clone(&pool),
         last_used: Instant::now(),
     });
@@ -72,7 +71,7 @@ fn start_janitor() {
             loop {
                 let timeout = Duration::from_millis(IDLE_MS.load(Ordering::Relaxed));
                 std::thread::sleep((timeout / 4).max(Duration::from_millis(5)));
-                let mut slot = slot();
+                let mut slot = current();
                 let idle = match slot.as_ref() {
                     None => return,
                     // A job holds its own `Arc` while it runs: only the slot's is left

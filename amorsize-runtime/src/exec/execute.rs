@@ -1,0 +1,175 @@
+//! Running the rest of a job on the backend its plan chose: the sampled head first,
+//! then every item not yet pulled, each exactly once, in input order.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::{Pipeline, Windowed};
+use crate::context::Context;
+use crate::plan::{Backend, Plan};
+use crate::plumbing::{ChunkFold, Chunker, Finish, Stage};
+use crate::progress::Progress;
+
+/// Worker processes taken for a job planned on them, or why there are none.
+#[cfg(unix)]
+pub(crate) type ProcessWorkers = Result<Vec<crate::process::handle::Worker>, String>;
+
+/// What is left of a job after its sample.
+pub(crate) struct Rest<'p, I, A, St> {
+    pub source: I,
+    /// Input index of the first item of `source`.
+    pub first: usize,
+    /// The sampled items' outputs, folded: emitted first.
+    pub head: Option<A>,
+    /// The sample's stage state, if there was a sample.
+    pub state: Option<St>,
+    pub progress: &'p Progress,
+}
+
+impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
+    /// The rest cut into chunks of `size` (growing if the length was `estimated`), with
+    /// the sampled head and the progress counter.
+    fn into_chunks(
+        self,
+        size: usize,
+        estimated: Option<usize>,
+    ) -> (Chunker<I>, Option<A>, &'p Progress) {
+        let chunks = Chunker::new(self.source, self.first, size).growing(estimated);
+        (chunks, self.head, self.progress)
+    }
+}
+
+/// How the rest of a job runs: the plan and what was prepared for it.
+pub(crate) struct Run<'p> {
+    pub plan: &'p Plan,
+    pub context: Context,
+    /// For a plan on processes: its workers, already started, or why none could be.
+    #[cfg(unix)]
+    pub workers: Option<ProcessWorkers>,
+    /// The longest an item may run on a worker process.
+    pub item_timeout: Option<Duration>,
+}
+
+/// Runs the rest of a job on the planned backend.
+pub(crate) fn execute<T, I, S, K, C>(
+    run: Run<'_>,
+    stage: &S,
+    fold: &K,
+    fin: C,
+    rest: Rest<'_, I, K::Acc, S::State>,
+) -> C::Output
+where
+    T: Send,
+    I: Iterator<Item = T>,
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+    C: Finish<S::Out, K>,
+{
+    let Run { plan, context, .. } = run;
+    let (workers, chunk) = (plan.workers.max(1), plan.chunk_size.max(1));
+    // The input's length was unknown: the model planned for an estimate.
+    let estimated = match plan.sample.remaining_items {
+        None if plan.sample.items > 0 => plan.remaining_items,
+        _ => None,
+    };
+    match plan.backend {
+        Backend::Rayon if context == Context::RayonWorker => {
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            let accs = Windowed::new(stage, fold, chunks, workers, progress);
+            fin.chunks(fold, head, accs)
+        }
+        Backend::Rayon => {
+            let stop = AtomicBool::new(false);
+            rayon::in_place_scope(|s| {
+                let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+                // The pool's own size bounds how many run at once.
+                let window = crate::limits::in_flight_chunks(workers);
+                let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
+                fin.chunks(fold, head, accs)
+            })
+        }
+        Backend::Threads => match super::threads_pool(workers) {
+            Ok(pool) => {
+                let stop = AtomicBool::new(false);
+                // A pool grown by an earlier plan may have more threads than this plan
+                // wants: then the window is what keeps `workers` items running at once.
+                let window = if pool.current_num_threads() > workers {
+                    workers
+                } else {
+                    crate::limits::in_flight_chunks(workers)
+                };
+                pool.in_place_scope(|s| {
+                    let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+                    let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
+                    fin.chunks(fold, head, accs)
+                })
+            }
+            Err(e) => {
+                eprintln!("amorsize: cannot start threads ({e}); running serially");
+                serial(stage, fold, fin, rest)
+            }
+        },
+        #[cfg(unix)]
+        Backend::Processes => {
+            let Some(remote) = stage.remote() else {
+                // The model plans processes only for a registered task.
+                return serial(stage, fold, fin, rest);
+            };
+            let taken = match run.workers {
+                Some(taken) => taken,
+                None => match crate::process::idle::take(workers) {
+                    (ws, Some(e)) if ws.is_empty() => Err(e.to_string()),
+                    (ws, _) => Ok(ws),
+                },
+            };
+            let Rest {
+                source,
+                first,
+                head,
+                progress,
+                ..
+            } = rest;
+            let counted = source.inspect(|_| progress.add(1));
+            let items = (first..).zip(counted);
+            let accs = match taken {
+                Ok(pool) => super::Processes::new(&remote, fold, pool, items, chunk),
+                Err(why) => {
+                    super::Processes::new(&remote, fold, Vec::new(), items, chunk).cannot_start(why)
+                }
+            }
+            .item_timeout(run.item_timeout);
+            fin.chunks(fold, head, accs)
+        }
+        _ => serial(stage, fold, fin, rest),
+    }
+}
+
+/// The serial path: sampled outputs, then the rest through the stage's std iterator
+/// chain, with the sample's stage state. Counts items only when a bar is shown.
+fn serial<T, I, S, K, C>(
+    stage: &S,
+    fold: &K,
+    fin: C,
+    rest: Rest<'_, I, K::Acc, S::State>,
+) -> C::Output
+where
+    I: Iterator<Item = T>,
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+    C: Finish<S::Out, K>,
+{
+    let Rest {
+        source,
+        first,
+        head,
+        state,
+        progress,
+    } = rest;
+    let mut st = state.unwrap_or_else(|| stage.state());
+    if progress.enabled() {
+        let items = source.inspect(|_| progress.add(1));
+        fin.serial(fold, head, stage.serial(&mut st, first, items))
+    } else {
+        fin.serial(fold, head, stage.serial(&mut st, first, source))
+    }
+}
