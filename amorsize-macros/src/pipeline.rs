@@ -21,26 +21,46 @@ use syn::{Expr, ExprMethodCall};
 /// Adapters of `AutoIter` with std's name and meaning: `(name, arguments)`.
 const ADAPTERS: &[(&str, usize)] = &[("map", 1), ("filter", 1), ("filter_map", 1), ("inspect", 1)];
 
-/// Consumers of `AutoIter` with std's name and meaning: `(name, arguments, may carry a
-/// turbofish, its closure is run in parallel)`. A turbofish is only kept where
-/// `AutoIter`'s generic parameters are std's (`collect::<C>`, `sum::<S>`,
-/// `product::<P>`). `reduce` folds on the caller's thread, so alone it gives no
-/// parallel work.
-const CONSUMERS: &[(&str, usize, bool, bool)] = &[
-    ("collect", 0, true, false),
-    ("sum", 0, true, false),
-    ("product", 0, true, false),
-    ("count", 0, false, false),
-    ("min", 0, false, false),
-    ("max", 0, false, false),
-    ("reduce", 1, false, false),
-    ("for_each", 1, false, true),
-    ("min_by_key", 1, false, true),
-    ("max_by_key", 1, false, true),
-    ("any", 1, false, true),
-    ("all", 1, false, true),
-    ("find_map", 1, false, true),
-    ("position", 1, false, true),
+/// A consumer of `AutoIter` with std's name and meaning.
+struct Consumer {
+    name: &'static str,
+    /// How many arguments it takes.
+    arity: usize,
+    /// It may carry a turbofish: only where `AutoIter`'s generic parameters are std's
+    /// (`collect::<C>`, `sum::<S>`, `product::<P>`).
+    turbofish: bool,
+    /// Its closure runs in parallel. `reduce` folds on the caller's thread, so alone it
+    /// gives no parallel work.
+    parallel: bool,
+}
+
+impl Consumer {
+    const fn new(name: &'static str, arity: usize, turbofish: bool, parallel: bool) -> Self {
+        Consumer {
+            name,
+            arity,
+            turbofish,
+            parallel,
+        }
+    }
+}
+
+/// Every consumer of `AutoIter` a pipeline may end with.
+const CONSUMERS: &[Consumer] = &[
+    Consumer::new("collect", 0, true, false),
+    Consumer::new("sum", 0, true, false),
+    Consumer::new("product", 0, true, false),
+    Consumer::new("count", 0, false, false),
+    Consumer::new("min", 0, false, false),
+    Consumer::new("max", 0, false, false),
+    Consumer::new("reduce", 1, false, false),
+    Consumer::new("for_each", 1, false, true),
+    Consumer::new("min_by_key", 1, false, true),
+    Consumer::new("max_by_key", 1, false, true),
+    Consumer::new("any", 1, false, true),
+    Consumer::new("all", 1, false, true),
+    Consumer::new("find_map", 1, false, true),
+    Consumer::new("position", 1, false, true),
 ];
 
 /// Methods of `std::iter::Iterator` (and `DoubleEndedIterator`) that take a closure.
@@ -154,7 +174,12 @@ pub(crate) struct Pipeline {
 /// Recognises `call` as the consumer of a pipeline.
 pub(crate) fn recognise(call: &ExprMethodCall) -> Option<Pipeline> {
     let name = call.method.to_string();
-    let &(_, arity, turbofish, parallel) = CONSUMERS.iter().find(|c| c.0 == name)?;
+    let &Consumer {
+        arity,
+        turbofish,
+        parallel,
+        ..
+    } = CONSUMERS.iter().find(|c| c.name == name)?;
     if call.args.len() != arity || (call.turbofish.is_some() && !turbofish) {
         return None;
     }

@@ -6,7 +6,7 @@ pub use crate::options::{Config, SERIAL_BUILD};
 pub use crate::plan::Backend;
 
 // ---- #[amorsize::task] ------------------------------------------------------------
-pub use crate::process::Remote;
+pub use crate::process::TaskCall;
 pub use crate::process::registry::{TASKS, TaskEntry, TaskFailure, run_task, type_id_of_val};
 pub use linkme;
 pub use serde;

@@ -238,7 +238,7 @@ where
             let planned = plan.workers.max(1);
             let taken = match self.refused.clone() {
                 Some(why) => Err(why),
-                None => match crate::process::idle::take(planned) {
+                None => match crate::process::idle::checkout(planned) {
                     (ws, Some(e)) if ws.is_empty() => Err(e.to_string()),
                     (ws, shortfall) => Ok((ws, shortfall)),
                 },
@@ -292,7 +292,7 @@ where
             };
             o.exclude.push((Backend::Threads, why.clone()));
             o.exclude.push((Backend::Processes, why));
-        } else if let Some(why) = crate::process::unavailable(self.stage.remote().is_some()) {
+        } else if let Some(why) = crate::process::unavailable(self.stage.task_call().is_some()) {
             o.forbid(Backend::Processes, why);
         }
         o
@@ -356,14 +356,14 @@ where
         machine: &mut probe::MachineProfile,
         options: &mut Options,
     ) -> Option<Plan> {
-        let has_task = self.stage.remote().is_some();
+        let has_task = self.stage.task_call().is_some();
         let wanted = sample::extra::wanted(stats, machine, options, self.context, has_task);
-        let remote = if wanted.processes {
-            self.stage.remote()
+        let call = if wanted.processes {
+            self.stage.task_call()
         } else {
             None
         };
-        if !wanted.scaling && remote.is_none() {
+        if !wanted.scaling && call.is_none() {
             return None;
         }
         let mut state = self.state.take().unwrap_or_else(|| self.stage.state());
@@ -374,7 +374,7 @@ where
             self.consumed,
             stats,
             wanted.scaling,
-            remote.as_ref(),
+            call.as_ref(),
         );
         self.state = Some(state);
         self.consumed += extra.items;
@@ -399,9 +399,9 @@ where
             return Some(plan);
         }
         #[cfg(unix)]
-        if let Some(remote) = &remote {
+        if let Some(call) = &call {
             self.refused =
-                sample::processes::costs_and_trust(stats, machine, options, remote, &checks);
+                sample::processes::costs_and_trust(stats, machine, options, call, &checks);
         }
         None
     }

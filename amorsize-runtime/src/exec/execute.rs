@@ -111,13 +111,13 @@ where
         },
         #[cfg(unix)]
         Backend::Processes => {
-            let Some(remote) = stage.remote() else {
+            let Some(call) = stage.task_call() else {
                 // The model plans processes only for a registered task.
                 return serial(stage, fold, fin, rest);
             };
             let taken = match run.workers {
                 Some(taken) => taken,
-                None => match crate::process::idle::take(workers) {
+                None => match crate::process::idle::checkout(workers) {
                     (ws, Some(e)) if ws.is_empty() => Err(e.to_string()),
                     (ws, _) => Ok(ws),
                 },
@@ -132,9 +132,9 @@ where
             let counted = source.inspect(|_| progress.add(1));
             let items = (first..).zip(counted);
             let accs = match taken {
-                Ok(pool) => super::Processes::new(&remote, fold, pool, items, chunk),
+                Ok(pool) => super::Processes::new(&call, fold, pool, items, chunk),
                 Err(why) => {
-                    super::Processes::new(&remote, fold, Vec::new(), items, chunk).cannot_start(why)
+                    super::Processes::new(&call, fold, Vec::new(), items, chunk).cannot_start(why)
                 }
             }
             .item_timeout(run.item_timeout);

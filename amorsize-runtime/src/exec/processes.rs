@@ -30,7 +30,7 @@ use crate::plumbing::ChunkFold;
 use crate::process::frame::{self, FromWorker};
 use crate::process::handle::{Event, Exit, Worker};
 use crate::process::idle;
-use crate::process::remote::{Remote, Reply, serialize};
+use crate::process::task_call::{Reply, TaskCall, serialize};
 
 /// One encoded item on its way to a worker.
 struct Sent {
@@ -95,7 +95,7 @@ enum Waited {
 /// An iterator over the partial results of each chunk, in input order, while worker
 /// processes run the items.
 pub(crate) struct Processes<'a, T, O, K: ChunkFold<O>, Src> {
-    remote: &'a Remote<T, O>,
+    call: &'a TaskCall<T, O>,
     fold: &'a K,
     src: Src,
     chunk: usize,
@@ -124,7 +124,7 @@ where
     /// one is started for the first chunk; if that fails, every item fails as not run
     /// with `cannot_start` (or the start error) as the cause.
     pub(crate) fn new(
-        remote: &'a Remote<T, O>,
+        call: &'a TaskCall<T, O>,
         fold: &'a K,
         workers: Vec<Worker>,
         src: Src,
@@ -132,7 +132,7 @@ where
     ) -> Self {
         let n = workers.len().max(1);
         Processes {
-            remote,
+            call,
             fold,
             src,
             chunk: chunk.max(1),
@@ -187,7 +187,7 @@ where
             let mut sent = Vec::with_capacity(n);
             for (offset, (index, item)) in items.into_iter().enumerate() {
                 let mut payload = Vec::new();
-                match self.remote.encode(&item, &mut payload) {
+                match self.call.encode(&item, &mut payload) {
                     Ok(()) => sent.push(Sent {
                         index,
                         offset,
@@ -211,7 +211,7 @@ where
 impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
     /// Records what became of item `index` (at `offset` of chunk `seq`).
     fn complete(&mut self, seq: u64, offset: usize, index: usize, reply: Reply<'_>) {
-        let out = self.remote.finish(index, reply);
+        let out = self.call.finish(index, reply);
         let Some(buf) = self.chunks.get_mut(&seq) else {
             return;
         };
@@ -237,7 +237,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         if let Some(why) = &self.cannot_start {
             return Err(why.clone());
         }
-        match idle::take_one() {
+        match idle::checkout_one() {
             Ok(w) => {
                 self.slots.push(Slot::new(w));
                 Ok(())
@@ -275,7 +275,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
             return self.fail_piece(piece, "no worker process");
         };
         let mut out = Vec::new();
-        slot.worker.bind(self.remote.task(), &mut out);
+        slot.worker.bind(self.call.task(), &mut out);
         // Answered when the worker reaches this piece: until then, none of its items
         // has started, and a death is not theirs.
         frame::ping(&mut out, piece.seq);
@@ -577,7 +577,7 @@ impl<T, O, K: ChunkFold<O>, Src> Drop for Processes<'_, T, O, K, Src> {
         // Stopped early or unwinding: kill what is in flight, return the idle workers.
         self.stop();
         for slot in self.slots.drain(..) {
-            idle::give_back(slot.worker);
+            idle::check_in(slot.worker);
         }
     }
 }

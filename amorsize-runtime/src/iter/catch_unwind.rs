@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::Error;
 use crate::plumbing::{Stage, sealed};
-use crate::process::Remote;
+use crate::process::TaskCall;
 
 /// Turns a panic in any earlier stage into an [`Error`] for that item.
 ///
@@ -101,7 +101,7 @@ where
 
     /// The inner stage's task, with its failures (panic, dead worker, serialization)
     /// turned into the item's `Err`.
-    fn remote(&self) -> Option<Remote<T, Self::Out>> {
-        self.inner.remote()?.catching()
+    fn task_call(&self) -> Option<TaskCall<T, Self::Out>> {
+        self.inner.task_call()?.catching()
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::plumbing::{Stage, sealed};
-use crate::process::Remote;
+use crate::process::TaskCall;
 
 /// Applies a function to each item.
 ///
@@ -61,11 +61,11 @@ where
     }
 
     /// `map(task)` on a fresh `par_auto()`: the inner stage passes `T` through, so
-    /// the whole stage is `F` applied to each item, runnable remotely if `F` is a
+    /// the whole stage is `F` applied to each item, runnable on worker processes if `F` is a
     /// registered task from `T` to `R` (the registry checks both types).
-    fn remote(&self) -> Option<Remote<T, R>> {
+    fn task_call(&self) -> Option<TaskCall<T, R>> {
         if P::IDENTITY {
-            Remote::for_function::<F>()
+            TaskCall::for_function::<F>()
         } else {
             None
         }

@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 
-use crate::process::Remote;
+use crate::process::TaskCall;
 
 /// The work a chain of adapters does to one input item, composed at compile time.
 ///
@@ -44,7 +44,7 @@ pub trait Stage<T>: Sync + sealed::Sealed {
     /// `map(task)` on a fresh `par_auto()` (optionally followed by `catch_unwind()`):
     /// only such a stage can run on worker processes.
     #[doc(hidden)]
-    fn remote(&self) -> Option<Remote<T, Self::Out>> {
+    fn task_call(&self) -> Option<TaskCall<T, Self::Out>> {
         None
     }
 }

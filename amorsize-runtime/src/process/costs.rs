@@ -98,7 +98,7 @@ fn measure() -> Result<Costs, String> {
         }
     };
     for w in workers {
-        idle::give_back(w);
+        idle::check_in(w);
     }
     Ok(Costs {
         start_secs,

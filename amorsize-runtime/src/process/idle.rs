@@ -107,7 +107,7 @@ pub(crate) fn start_timed() -> Result<(Worker, Duration), StartError> {
 
 /// Up to `n` workers for a job: idle ones from the pool first, then new ones. With
 /// fewer than `n`, also why the others could not start.
-pub(crate) fn take(n: usize) -> (Vec<Worker>, Option<StartError>) {
+pub(crate) fn checkout(n: usize) -> (Vec<Worker>, Option<StartError>) {
     let n = n.max(1);
     let mut got = Vec::with_capacity(n);
     {
@@ -135,8 +135,8 @@ pub(crate) fn take(n: usize) -> (Vec<Worker>, Option<StartError>) {
 }
 
 /// One worker for a job, or why none could be had.
-pub(crate) fn take_one() -> Result<Worker, StartError> {
-    let (mut ws, e) = take(1);
+pub(crate) fn checkout_one() -> Result<Worker, StartError> {
+    let (mut ws, e) = checkout(1);
     ws.pop()
         .ok_or_else(|| e.unwrap_or_else(|| StartError("no worker process started".to_string())))
 }
@@ -144,7 +144,7 @@ pub(crate) fn take_one() -> Result<Worker, StartError> {
 /// Returns a worker with no work outstanding to the pool. A worker that has something
 /// to say (it left or died) is dropped, and so is the oldest idle one if the pool
 /// would hold more than [`max_idle_workers`].
-pub(crate) fn give_back(mut w: Worker) {
+pub(crate) fn check_in(mut w: Worker) {
     w.idle_since = Instant::now();
     let dropped = {
         let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);

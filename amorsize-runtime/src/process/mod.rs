@@ -14,7 +14,7 @@
 //!   workers.
 //! - [`costs`]: process start and per-chunk round trip, measured once when processes
 //!   are first considered.
-//! - [`remote`]: a job's view of its task: encode inputs, turn replies into outputs.
+//! - [`task_call`]: a job's view of its task: encode inputs, turn replies into outputs.
 //! - [`verify`]: a few items already run in the caller, run again on a worker and
 //!   compared, before processes are trusted with a task (workers never run `main`).
 //!
@@ -32,11 +32,11 @@ pub(crate) mod handle;
 #[cfg(unix)]
 pub(crate) mod idle;
 pub(crate) mod registry;
-pub(crate) mod remote;
+pub(crate) mod task_call;
 #[cfg(unix)]
 pub(crate) mod verify;
 
-pub use remote::Remote;
+pub use task_call::TaskCall;
 
 use crate::context::is_worker_process;
 

@@ -43,7 +43,7 @@ pub(crate) fn verify(
     if items.is_empty() {
         return Ok(());
     }
-    let mut worker = idle::take_one()
+    let mut worker = idle::checkout_one()
         .map_err(|e| format!("no worker process could be started to check the task: {e}"))?;
     let mut out = Vec::new();
     worker.bind(task, &mut out);
@@ -91,7 +91,7 @@ pub(crate) fn verify(
         };
         differ.extend(got);
     }
-    idle::give_back(worker);
+    idle::check_in(worker);
     if differ.is_empty() {
         Ok(())
     } else {

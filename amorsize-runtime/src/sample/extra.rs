@@ -10,7 +10,7 @@ use crate::options::Options;
 use crate::plan::Backend;
 use crate::plumbing::Stage;
 use crate::probe::MachineProfile;
-use crate::process::Remote;
+use crate::process::TaskCall;
 use crate::stats::SampleStats;
 
 use super::scaling;
@@ -79,7 +79,7 @@ pub(crate) struct Extra<O> {
 
 /// Pulls a few more items from `src` (indices from `first_index`), measures with them
 /// what `stats` lacks, and runs them. `scaling`: measure the two-thread efficiency;
-/// `remote`: measure the encoding of inputs and outputs.
+/// `call`: measure the encoding of inputs and outputs.
 pub(crate) fn measure<T, S, I>(
     src: &mut I,
     stage: &S,
@@ -87,7 +87,7 @@ pub(crate) fn measure<T, S, I>(
     first_index: usize,
     stats: &mut SampleStats,
     scaling: bool,
-    remote: Option<&Remote<T, S::Out>>,
+    call: Option<&TaskCall<T, S::Out>>,
 ) -> Extra<S::Out>
 where
     S: Stage<T>,
@@ -106,7 +106,7 @@ where
             m = m.min(n / 12);
         }
     }
-    let wire = match remote {
+    let wire = match call {
         Some(_) if t > 0.0 => ((WIRE_WORK_SECS / t) as usize).clamp(1, WIRE_ITEMS),
         Some(_) => WIRE_ITEMS,
         None => 0,
@@ -117,7 +117,7 @@ where
     let exhausted = pulled < want;
     // Inputs are consumed by the run: encode the ones to check a worker with first.
     #[cfg(unix)]
-    let mut checks: Vec<crate::process::verify::Checked> = match remote {
+    let mut checks: Vec<crate::process::verify::Checked> = match call {
         Some(r) => items
             .iter()
             .take(wire.min(crate::process::verify::CHECK_ITEMS))
@@ -133,7 +133,7 @@ where
             .collect(),
         None => Vec::new(),
     };
-    if let Some(c) = remote.and_then(|r| r.input_cost(items.iter().take(wire).map(|(_, x)| x))) {
+    if let Some(c) = call.and_then(|r| r.input_cost(items.iter().take(wire).map(|(_, x)| x))) {
         stats.in_bytes = c.bytes;
         stats.encode_in_secs = c.encode_secs;
         stats.decode_in_secs = c.decode_secs;
@@ -142,13 +142,13 @@ where
     if e2.is_some() {
         stats.two_thread_efficiency = e2;
     }
-    if let Some(c) = remote.and_then(|r| r.output_cost(&outputs[..outputs.len().min(wire)])) {
+    if let Some(c) = call.and_then(|r| r.output_cost(&outputs[..outputs.len().min(wire)])) {
         stats.out_bytes = c.bytes;
         stats.encode_out_secs = c.encode_secs;
         stats.decode_out_secs = c.decode_secs;
     }
     #[cfg(unix)]
-    if let Some(r) = remote {
+    if let Some(r) = call {
         // Checked items are the first pulled, so their outputs are the first ones; an
         // item whose output has no encoding (it failed, under `catch_unwind()`) is not
         // checked.

@@ -5,7 +5,7 @@
 use crate::options::Options;
 use crate::plan::Backend;
 use crate::probe::{self, MachineProfile};
-use crate::process::Remote;
+use crate::process::TaskCall;
 use crate::process::verify::{self, Checked};
 use crate::stats::SampleStats;
 
@@ -17,7 +17,7 @@ pub(crate) fn costs_and_trust<T, O>(
     stats: &SampleStats,
     machine: &mut MachineProfile,
     options: &mut Options,
-    remote: &Remote<T, O>,
+    call: &TaskCall<T, O>,
     checks: &[Checked],
 ) -> Option<String> {
     let pinned = options.backend == Some(Backend::Processes);
@@ -27,7 +27,7 @@ pub(crate) fn costs_and_trust<T, O>(
     if !(measured || pinned) || options.excluded(Backend::Processes).is_some() {
         return None;
     }
-    let why = verify::verify(remote.task(), checks, stats.mean_item_secs).err()?;
+    let why = verify::verify(call.task(), checks, stats.mean_item_secs).err()?;
     if pinned {
         Some(why)
     } else {

@@ -1,4 +1,4 @@
-//! [`Remote`]: a job's registered task, as the parent uses it.
+//! [`TaskCall`]: a job's registered task, as the parent uses it.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -24,7 +24,7 @@ pub(crate) enum Reply<'a> {
 ///
 /// Obtained from [`Stage::remote`](crate::iter::Stage::remote); not constructible
 /// outside amorsize.
-pub struct Remote<T, O> {
+pub struct TaskCall<T, O> {
     task: &'static TaskEntry,
     catching: bool,
     finish: fn(&'static TaskEntry, usize, Reply<'_>) -> Result<O, Error>,
@@ -33,9 +33,9 @@ pub struct Remote<T, O> {
     _types: PhantomData<fn(&T) -> O>,
 }
 
-impl<T, O> fmt::Debug for Remote<T, O> {
+impl<T, O> fmt::Debug for TaskCall<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Remote")
+        f.debug_struct("TaskCall")
             .field("task", self.task)
             .field("catching", &self.catching)
             .finish()
@@ -153,12 +153,12 @@ pub(crate) fn serialize(index: usize, e: CodecError) -> Error {
     Error::new(index, ErrorKind::Serialize, e.0)
 }
 
-impl<T, R> Remote<T, R> {
+impl<T, R> TaskCall<T, R> {
     /// The remote form of `map(f)` with `f: F` on items `T`, if `F` is a registered task
     /// from `T` to `R`.
     pub(crate) fn for_function<F>() -> Option<Self> {
         let task = registry::by_type::<F, T, R>()?;
-        Some(Remote {
+        Some(TaskCall {
             task,
             catching: false,
             finish: finish_plain::<R>,
@@ -170,8 +170,8 @@ impl<T, R> Remote<T, R> {
 
     /// The same task under `catch_unwind()`: failures become the item's `Err`. `None`
     /// if it already catches (a second `catch_unwind()` is not run remotely).
-    pub(crate) fn catching(self) -> Option<Remote<T, Result<R, Error>>> {
-        (!self.catching).then_some(Remote {
+    pub(crate) fn catching(self) -> Option<TaskCall<T, Result<R, Error>>> {
+        (!self.catching).then_some(TaskCall {
             task: self.task,
             catching: true,
             finish: finish_catching::<R>,
@@ -182,7 +182,7 @@ impl<T, R> Remote<T, R> {
     }
 }
 
-impl<T, O> Remote<T, O> {
+impl<T, O> TaskCall<T, O> {
     /// The registry entry.
     pub(crate) fn task(&self) -> &'static TaskEntry {
         self.task
@@ -244,24 +244,31 @@ mod tests {
         reason = "a closure calling a task is not the task"
     )]
     fn only_a_registered_task_on_a_fresh_par_auto_is_remote() {
-        assert!(auto().map(echo).stage.remote().is_some());
-        assert!(auto().map(echo).catch_unwind().stage.remote().is_some());
+        assert!(auto().map(echo).stage.task_call().is_some());
+        assert!(auto().map(echo).catch_unwind().stage.task_call().is_some());
         assert!(
-            auto().map(|x| echo(x)).stage.remote().is_none(),
+            auto().map(|x| echo(x)).stage.task_call().is_none(),
             "a closure"
         );
-        assert!(auto().map(echo).map(echo).stage.remote().is_none());
-        assert!(auto().filter(|_| true).map(echo).stage.remote().is_none());
-        assert!(auto().inspect(|_| ()).map(echo).stage.remote().is_none());
+        assert!(auto().map(echo).map(echo).stage.task_call().is_none());
+        assert!(
+            auto()
+                .filter(|_| true)
+                .map(echo)
+                .stage
+                .task_call()
+                .is_none()
+        );
+        assert!(auto().inspect(|_| ()).map(echo).stage.task_call().is_none());
         let twice = auto().map(echo).catch_unwind().catch_unwind();
-        assert!(twice.stage.remote().is_none());
+        assert!(twice.stage.task_call().is_none());
         let m = auto().map_init(|| (), |_, x| echo(x));
-        assert!(m.stage.remote().is_none());
+        assert!(m.stage.task_call().is_none());
     }
 
     #[test]
     fn replies_become_outputs_or_errors() {
-        let plain = auto().map(echo).stage.remote().expect("remote");
+        let plain = auto().map(echo).stage.task_call().expect("remote");
         let mut buf = Vec::new();
         plain.encode(&9, &mut buf).expect("encodes");
         assert_eq!(plain.finish(0, Reply::Output(&buf)), Ok(9));
@@ -279,7 +286,7 @@ mod tests {
             .map(echo)
             .catch_unwind()
             .stage
-            .remote()
+            .task_call()
             .expect("remote");
         assert_eq!(catching.finish(0, Reply::Output(&buf)), Ok(Ok(9)));
         assert_eq!(catching.finish(4, Reply::Failed(err.clone())), Ok(Err(err)));
