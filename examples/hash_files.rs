@@ -5,7 +5,7 @@
 //! decision in full). It writes a tree of 400 files (114 MiB) under the system temp
 //! directory, hashes it twice (page cache warm, then cold), and removes it.
 //!
-//! What it gets on a 2-core machine, and why (observed on the 2-vCPU reference VM while
+//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
 //! it was otherwise idle; timings move by 10-30% from run to run):
 //!
 //! - Page cache warm: `rayon x2, chunk 12: est. 1.87x serial (396 items x 190.3 us)`.

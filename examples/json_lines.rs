@@ -5,7 +5,7 @@
 //! lines, default 300000). It writes the file under the system temp directory, parses
 //! it, and removes it.
 //!
-//! What it gets on a 2-core machine, and why (observed on the 2-vCPU reference VM while
+//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
 //! it was otherwise idle; timings move by 10-30% from run to run, more for parsing):
 //!
 //! - Totals (`fold_reduce` over the 300,000 parsed events): `rayon x2, chunk 5796: est.

@@ -17,10 +17,10 @@ const WINDOW_CHUNKS: f64 = crate::limits::in_flight_chunks(1) as f64;
 /// `min(chunk_handoff, thread_start / 4)`.
 ///
 /// The probe measures the hand-off to a *parked* worker, which is mostly wake-up
-/// latency (9-45 us on the 2-vCPU VM), and waking cannot cost more than a fraction of
-/// spawning and joining a thread. Calibration: a warm 100-thread rayon pool ran
-/// 100 x 10 ms sleeps (one per chunk) in 11.3-12.4 ms on that VM, about 12 us per
-/// worker beyond the sleep; `thread_start / 4` is about 14 us there.
+/// latency (tens of microseconds), and waking cannot cost more than a fraction of
+/// spawning and joining a thread. Calibration: a warm 100-thread rayon pool running
+/// 100 x 10 ms sleeps (one per chunk) takes about 12 us per worker beyond the sleep,
+/// close to `thread_start / 4`; the README's benchmark section has the figures.
 pub(super) fn wake_secs(o: &crate::probe::Overheads) -> f64 {
     o.chunk_handoff_secs.min(o.thread_start_secs / 4.0)
 }

@@ -7,7 +7,8 @@ use crate::probe::{MachineProfile, Memory, Overheads};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
-/// `cpus` CPUs, a rayon pool of as many threads, default overheads (DESIGN.md §8).
+/// `cpus` CPUs, a rayon pool of as many threads, default overheads
+/// ([`Overheads::default`](crate::probe::Overheads)).
 fn machine(cpus: usize) -> MachineProfile {
     MachineProfile {
         cpu_budget: cpus,

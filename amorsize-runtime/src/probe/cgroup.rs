@@ -169,7 +169,8 @@ fn unescape(field: &str) -> String {
 /// `/proc/self/mountinfo`.
 ///
 /// A v1 memory hierarchy wins over v2: on a hybrid system (v1 controllers plus an empty
-/// unified hierarchy, as on the machine in DESIGN.md §8) the memory controller is on v1.
+/// unified hierarchy, a common layout on virtual machines) the memory controller is on
+/// v1.
 /// `None` when neither can be resolved.
 pub(super) fn locate_memory_group(proc_cgroup: &str, mountinfo: &str) -> Option<MemoryGroup> {
     let mounts: Vec<Mount> = parse_mountinfo(mountinfo).collect();

@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn v1_limit_in_nested_group_with_unlimited_parent() {
-        // The layout of the machine in DESIGN.md §8: hybrid v1 + empty unified hierarchy.
+        // A common VM layout: hybrid v1 + empty unified hierarchy.
         let r = reading("v1-nested");
         assert_eq!(r.limit, Some(2 * GIB));
         assert_eq!(r.usage, Some(512 * MIB));

@@ -108,7 +108,8 @@ pub struct Overheads {
 }
 
 impl Default for Overheads {
-    /// The documented defaults, from DESIGN.md §8 (a 2-vCPU Linux VM).
+    /// The documented defaults: typical figures on a small Linux VM, used when a
+    /// measurement cannot be trusted.
     fn default() -> Self {
         Overheads {
             thread_start_secs: 55e-6,

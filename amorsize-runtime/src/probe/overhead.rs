@@ -88,8 +88,8 @@ pub(crate) fn thread_start() -> &'static Measured {
 /// that is not a rayon worker: the job is injected into the pool, a worker wakes and
 /// runs it (the tasks go to its deque and wake another worker), and the caller, blocked
 /// on a latch, is woken when both are done. That is what `par_iter().collect()` from
-/// ordinary code pays on top of the work (DESIGN.md §8: a `collect` of 1,000 trivial
-/// items, about 12-17 us on the reference machine).
+/// ordinary code pays on top of the work (a `collect` of 1,000 trivial items costs
+/// tens of microseconds, against well under one serially).
 ///
 /// The measurement runs on a helper thread, which is never a rayon worker whoever calls
 /// this, and the caller waits for it with a timeout: a probe that waited without one
@@ -144,12 +144,12 @@ fn measure_rayon_start(default: f64) -> Measured {
 ///
 /// Before each timed round trip the worker is left idle for [`HANDOFF_IDLE`], so that it
 /// has parked, as a worker waiting for its next chunk has. Back-to-back round trips
-/// instead catch both threads still spinning and measure either 0.3 us or 9 us on the
-/// reference machine, from one run to the next. The parked round trip is the larger
-/// and safer figure for the model (it errs towards larger chunks). It still depends on
-/// where the scheduler put the worker, which stays put for the whole run: on the
-/// reference 2-vCPU VM about 9-11 us when it shares the caller's vCPU and 35-45 us when
-/// it has to be woken on the other, idle one.
+/// instead catch both threads still spinning and measure a fraction of a microsecond
+/// or several microseconds, from one run to the next. The parked round trip is the
+/// larger and safer figure for the model (it errs towards larger chunks). It still
+/// depends on where the scheduler put the worker, which stays put for the whole run:
+/// sharing the caller's CPU is several times cheaper than being woken on another, idle
+/// one.
 pub(crate) fn chunk_handoff() -> &'static Measured {
     static CELL: OnceLock<Measured> = OnceLock::new();
     CELL.get_or_init(|| {

@@ -13,6 +13,15 @@
 //! every length checked against what is left; item payloads are opaque bytes from
 //! [`super::codec`]. Reading a frame never allocates more than the bytes that actually
 //! arrived, so a garbage length cannot exhaust memory.
+//!
+//! Why by hand and not derived through [`super::codec`]: an item's payload is already
+//! encoded, and the frame must carry it as it is, borrowed from the read buffer, not
+//! copied into a `Vec` and encoded a second time (big items would pay twice); the
+//! parent writes a whole batch of frames into one buffer with a length patched in
+//! afterwards; and the parent and the worker must agree on these few bytes even when
+//! the codec's own format changes (the handshake's `Hello` is parsed before anything
+//! else is trusted). The layout is ten small frames, each covered by the round-trip,
+//! truncation and mutation tests below.
 
 use std::fmt;
 use std::io::{self, Read};

@@ -1,5 +1,6 @@
-//! CPU clocks. Each read costs about 250 ns here, so sampling reads them only at batch
-//! boundaries once enough work has run.
+//! CPU clocks. Each read costs a system call (a few hundred nanoseconds where the vDSO
+//! does not serve it), so sampling reads them only at batch boundaries once enough
+//! work has run.
 
 /// CPU time consumed by the calling thread, in seconds, if the platform reports it.
 pub(crate) fn thread_cpu_secs() -> Option<f64> {
