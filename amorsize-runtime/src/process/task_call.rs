@@ -22,7 +22,7 @@ pub(crate) enum Reply<'a> {
 /// processes: `map(task)` on a fresh `par_auto()`, optionally followed by
 /// `catch_unwind()`. `T` is the input item, `O` the stage's output.
 ///
-/// Obtained from [`Stage::remote`](crate::iter::Stage::remote); not constructible
+/// Obtained from [`Stage::task_call`](crate::plumbing::Stage::task_call); not constructible
 /// outside amorsize.
 pub struct TaskCall<T, O> {
     task: &'static TaskEntry,

@@ -4,11 +4,11 @@
 //! documented clamp (a `Reason::Clamped` in the plan) or a plain pin, never a panic, and
 //! the right results.
 
-mod hardening_support;
+mod support;
 
 use amorsize::prelude::*;
 use amorsize::{AutoIter, Backend, Plan, Reason};
-use hardening_support::{payload_text, watchdog};
+use support::{payload_text, watchdog};
 
 const N: u64 = 3_000;
 
@@ -32,7 +32,7 @@ fn run(mode: Option<Backend>, opts: impl FnOnce(Source) -> Source) -> Plan {
     let v: Vec<u64> = opts(it)
         .on_plan(|p| plan = Some(p.clone()))
         .map(|x| {
-            hardening_support::spin(300);
+            support::spin(300);
             x * 2 + 1
         })
         .collect();

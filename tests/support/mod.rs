@@ -1,6 +1,8 @@
-//! Helpers shared by the `hardening_*` test files: a seeded generator, a quiet panic
-//! hook, a watchdog, readings of `/proc/self`, and re-running this test binary as a
-//! child process (a fresh process for global state: environment, peak memory).
+//! Helpers shared by several test files (`panics_chaos.rs`, `no_leaks_*.rs`,
+//! `controls_env.rs`, `laziness_memory.rs`, `nested.rs`, ...): a seeded generator, a
+//! quiet panic hook, a watchdog, readings of `/proc/self`, and re-running this test
+//! binary as a child process (a fresh process for global state: environment, peak
+//! memory).
 //!
 //! Each test file uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]

@@ -5,11 +5,11 @@
 //! The only test of its file, so no other test opens or closes descriptors meanwhile.
 #![cfg(target_os = "linux")]
 
-mod hardening_support;
+mod support;
 
 use amorsize::Backend;
 use amorsize::prelude::*;
-use hardening_support::{chaos_message, fd_count, quiet_chaos_panics, watchdog};
+use support::{chaos_message, fd_count, quiet_chaos_panics, watchdog};
 
 const CALLS: usize = 1000;
 

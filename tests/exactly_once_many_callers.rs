@@ -1,19 +1,19 @@
-//! Many callers at once: 32 threads x 20 calls each, mixing every backend, pinned and
-//! automatic plans, per-item failures and nested calls, all sharing the plan cache, the
-//! rayon pool and the blocking pool. Every result is checked, a watchdog fails the test
-//! rather than letting a deadlock hang it, and a sampler checks the process never holds
-//! more threads than the pools plus the callers.
+//! Exactly once with many callers at once: 32 threads x 20 calls each, mixing every
+//! backend, pinned and automatic plans, per-item failures and nested calls, all sharing
+//! the plan cache, the rayon pool and the blocking pool. Every result is checked, a
+//! watchdog fails the test rather than letting a deadlock hang it, and a sampler checks
+//! the process never holds more threads than the pools plus the callers.
 //!
 //! The only test of its file, so no other test's threads blur the count.
 
-mod hardening_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use amorsize::prelude::*;
 use amorsize::{Backend, Plan};
-use hardening_support::{chaos_message, quiet_chaos_panics, spin, watchdog};
+use support::{chaos_message, quiet_chaos_panics, spin, watchdog};
 
 const CALLERS: usize = 32;
 const CALLS_EACH: usize = 20;
@@ -25,7 +25,7 @@ const MAX_THREADS_WORKERS: usize = 6;
 fn threads_now() -> usize {
     #[cfg(target_os = "linux")]
     {
-        hardening_support::thread_count()
+        support::thread_count()
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -35,7 +35,7 @@ fn threads_now() -> usize {
 
 /// Notes the largest blocking-pool size a plan asked for, and shows the first plan that
 /// took CPU-bound work for I/O-bound (the sample, taken while 32 callers share the
-/// CPUs, can mistake waiting for a CPU for waiting on I/O: hardening_contention.rs).
+/// CPUs, can mistake waiting for a CPU for waiting on I/O: auto_choice_busy_cpus.rs).
 fn note(p: &Plan, most: &AtomicUsize) {
     if p.backend == Backend::Threads {
         most.fetch_max(p.workers, Ordering::Relaxed);
@@ -77,8 +77,8 @@ fn call(t: usize, i: usize, most: &AtomicUsize) {
             assert_eq!(s, want_sum(&|x| x * 3), "kind 1, caller {t}");
         }
         // Rayon, with a serial call nested in every item. (A nested call that waits on
-        // rayon work inside a Rayon-backend item can deadlock: see
-        // hardening_rayon_in_items.rs; the storm keeps clear of that known bug.)
+        // rayon work inside a Rayon-backend item once deadlocked; that is checked by
+        // nested_rayon_in_items.rs, and the storm keeps clear of it.)
         2 => {
             let s: u64 = (0..n as u64 / 10)
                 .par_auto()
@@ -219,7 +219,7 @@ fn thirty_two_callers_mixing_every_backend() {
         let mut failures = Vec::new();
         for (t, h) in callers.into_iter().enumerate() {
             if let Err(p) = h.join() {
-                failures.push((t, hardening_support::payload_text(p.as_ref())));
+                failures.push((t, support::payload_text(p.as_ref())));
             }
         }
         stop.store(true, Ordering::Relaxed);

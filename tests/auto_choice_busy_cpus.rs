@@ -1,32 +1,30 @@
-//! CPU-bound work sampled while the CPUs are busy with other threads.
+//! The auto choice on busy CPUs: CPU-bound work sampled while the CPUs are busy with
+//! other threads is still planned as CPU-bound (never as I/O-bound), with no more
+//! workers than CPUs.
 //!
 //! The sample measures thread CPU time over wall time (`cpu_ratio`); below 0.5 the
 //! model treats work as I/O-bound and allows far more threads than CPUs. Time spent
 //! waiting *for a CPU* (other runnable threads, other processes on a shared machine)
-//! counts as wall time too, so busy CPUs make CPU-bound work look I/O-bound and the plan
-//! adds threads to an already oversubscribed machine. Seen in `hardening_concurrency`:
-//! with 32 callers on 2 CPUs, `spin(50) ^ x` was sampled at "cpu/wall 0.11" and planned
-//! as `threads x12 ... est. 3.44x serial` on 2 CPUs.
-//!
-//! BUG: `amorsize-runtime/src/sample/mod.rs`, `sample`: `cpu_ratio = thread_cpu / wall`
-//! does not discount run-queue wait. Suggested fix (Linux): read
-//! `/proc/thread-self/schedstat` (CPU ns, run-queue wait ns, slices) at the same two
-//! points as the CPU clock and use `thread_cpu / (wall - run_queue_wait)`; blocking on
-//! I/O or sleep is not run-queue wait, so I/O-bound work still reads low. Elsewhere,
-//! at least require a low ratio in two samples before allowing more threads than CPUs.
+//! counts as wall time too, so without care busy CPUs make CPU-bound work look
+//! I/O-bound and the plan adds threads to an already oversubscribed machine. First
+//! seen in `exactly_once_many_callers.rs`: with 32 callers on 2 CPUs, `spin(50) ^ x`
+//! was sampled at "cpu/wall 0.11" and planned as `threads x12 ... est. 3.44x serial` on
+//! 2 CPUs. The sample now discounts the run-queue wait (Linux `schedstat`, see
+//! `amorsize-runtime/src/sample/clock.rs`); blocking on I/O or sleep is not run-queue
+//! wait, so I/O-bound work still reads low.
 //!
 //! The scenario runs in a child process (its spinning threads would disturb other
-//! tests), and is scheduler-dependent by nature: it demonstrates the problem reliably
-//! on a machine whose CPUs are all busy, which is what it arranges.
+//! tests), and is scheduler-dependent by nature: it shows the problem reliably on a
+//! machine whose CPUs are all busy, which is what it arranges.
 
-mod hardening_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use amorsize::prelude::*;
 use amorsize::{Plan, Reason};
-use hardening_support::{is_child, payload_text, run_child, spin};
+use support::{is_child, payload_text, run_child, spin};
 
 #[test]
 fn child_cpu_bound_work_on_busy_cpus() {

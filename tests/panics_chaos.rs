@@ -8,19 +8,17 @@
 //!   in-flight work stopped within the window after the first failure, and nothing
 //!   keeps running after the call has returned.
 //!
-//! Thread counts after failing calls are checked in `hardening_threads.rs` (a process
+//! Thread counts after failing calls are checked in `no_leaks_threads.rs` (a process
 //! of its own, so other tests' threads do not blur the count).
 
-mod hardening_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use amorsize::prelude::*;
 use amorsize::{AutoIter, Backend, ErrorKind, Plan};
-use hardening_support::{
-    chaos_message, failing_set, payload_text, quiet_chaos_panics, spin, watchdog,
-};
+use support::{chaos_message, failing_set, payload_text, quiet_chaos_panics, spin, watchdog};
 
 /// Items per chaos job: long enough for many chunks on every backend.
 const N: usize = 12_000;

@@ -6,13 +6,13 @@
 //! The only test of its file, so no other test's threads blur the count.
 #![cfg(target_os = "linux")]
 
-mod hardening_support;
+mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use amorsize::Backend;
 use amorsize::prelude::*;
-use hardening_support::{
+use support::{
     chaos_message, failing_set, quiet_chaos_panics, settle, spin, thread_count, watchdog,
 };
 
@@ -49,7 +49,7 @@ fn failing_job(m: Mode, pool: &rayon::ThreadPool, seed: u64, catch: bool) -> usi
         let it = (0..N).par_auto();
         // The automatic modes are capped at the warm-up's 4 workers: on a busy machine
         // the sample can mistake CPU-bound items for I/O-bound ones
-        // (hardening_contention.rs) and a bigger plan would legitimately grow the pool.
+        // (auto_choice_busy_cpus.rs) and a bigger plan would legitimately grow the pool.
         let it = match m {
             Mode::Auto => it.max_workers(4),
             Mode::Serial => it.backend(Backend::Serial),

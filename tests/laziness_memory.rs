@@ -8,11 +8,11 @@
 //! Each takes about half a second in a debug build.
 #![cfg(target_os = "linux")]
 
-mod hardening_support;
+mod support;
 
 use amorsize::prelude::*;
 use amorsize::{Backend, Plan};
-use hardening_support::{is_child, run_child, status_field};
+use support::{is_child, run_child, status_field};
 
 const ITEMS: u64 = 10_000_000;
 /// Allowed growth of the peak resident memory over the job.

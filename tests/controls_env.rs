@@ -1,4 +1,4 @@
-//! The `AMORSIZE_*` variables, each setting in a fresh process.
+//! Controls: the `AMORSIZE_*` variables, each setting in a fresh process.
 //!
 //! The environment is read once per process, on first use, so every scenario runs in a
 //! child process of this test binary: the parent test sets the variables, runs the
@@ -13,13 +13,13 @@
 //! - `AMORSIZE_BACKEND` is beaten by a pin in code.
 //! - `AMORSIZE_LOG=plan` prints a decision, not every warm call.
 
-mod hardening_support;
+mod support;
 
 use std::sync::Mutex;
 
 use amorsize::prelude::*;
 use amorsize::{Backend, Plan, Reason};
-use hardening_support::{is_child, run_child, spin};
+use support::{is_child, run_child, spin};
 
 const CHILD_SECS: u64 = 120;
 
@@ -179,8 +179,7 @@ fn child_one_call() {
 fn non_unicode_garbage_is_reported_too() {
     use std::os::unix::ffi::OsStrExt;
     let bad = std::ffi::OsStr::from_bytes(b"thr\xffeads");
-    let out =
-        hardening_support::run_child_os("child_one_call", &[("AMORSIZE_BACKEND", bad)], CHILD_SECS);
+    let out = support::run_child_os("child_one_call", &[("AMORSIZE_BACKEND", bad)], CHILD_SECS);
     let stderr = out.stderr;
     assert!(out.success, "{stderr}");
     let lines = complaints(&stderr);
@@ -200,7 +199,7 @@ fn child_off_forces_serial_everywhere() {
     }
     let me = std::thread::current().id();
     #[cfg(target_os = "linux")]
-    let threads_before = hardening_support::thread_count();
+    let threads_before = support::thread_count();
     let pins: [Pin; 5] = [
         |it| it,
         |it| it.backend(Backend::Rayon),
@@ -235,7 +234,7 @@ fn child_off_forces_serial_everywhere() {
     assert_eq!(job.collect::<Vec<_>>().len(), 5_000);
     // No thread was started for any of it.
     #[cfg(target_os = "linux")]
-    assert_eq!(hardening_support::thread_count(), threads_before);
+    assert_eq!(support::thread_count(), threads_before);
     // Nested inside someone else's rayon pool: serial as well.
     use rayon::prelude::*;
     let plans = Mutex::new(Vec::new());

@@ -1,5 +1,6 @@
-//! The cost model under hostile input and constrained machines, through the public,
-//! pure `amorsize::model::plan`.
+//! Properties of the cost model (never much worse than serial, never a panic, no NaN),
+//! under hostile input and constrained machines, through the public, pure
+//! `amorsize::model::plan`.
 //!
 //! Complements the model's own tests (`amorsize-runtime/src/model/tests.rs`), whose
 //! proptests draw hostile numbers at random. Here:

@@ -2,13 +2,13 @@
 //! runs once — nothing is re-run, whatever the size, and dropping the job runs nothing
 //! more.
 
-mod hardening_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use amorsize::Backend;
-use hardening_support::spin;
+use support::spin;
 
 fn counted(n: usize) -> Arc<Vec<AtomicU8>> {
     Arc::new((0..n).map(|_| AtomicU8::new(0)).collect())
@@ -91,7 +91,7 @@ fn a_job_dropped_after_its_plan_runs_nothing_more() {
 
 #[test]
 fn a_panic_in_the_sample_reaches_the_caller_of_optimize() {
-    hardening_support::quiet_chaos_panics();
+    support::quiet_chaos_panics();
     let r = std::panic::catch_unwind(|| {
         amorsize::optimize(0..100u32, |x| {
             if x == 0 {
@@ -102,10 +102,7 @@ fn a_panic_in_the_sample_reaches_the_caller_of_optimize() {
         .collect::<Vec<_>>()
     });
     let payload = r.expect_err("the panic reaches the caller");
-    assert_eq!(
-        hardening_support::payload_text(payload.as_ref()),
-        "chaos: first item"
-    );
+    assert_eq!(support::payload_text(payload.as_ref()), "chaos: first item");
 }
 
 #[test]

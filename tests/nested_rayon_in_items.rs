@@ -1,35 +1,29 @@
-//! Items that use rayon themselves (DESIGN.md §6's "nested" row: the function uses
-//! rayon), run by amorsize's pipelined executor on a rayon pool.
+//! Nested calls never deadlock when the items use rayon themselves (`par_iter`, a
+//! `join`, a nested `par_auto`) while amorsize runs them on a rayon pool or its
+//! blocking pool: amorsize's own tasks never block inside a pool, so a pool thread
+//! waiting inside an item can safely pick them up.
 //!
 //! Each scenario runs in a child process of this test binary with a deadline, so a
 //! deadlock fails its test in bounded time and cannot poison the pools of other tests.
+//! The serial control shows that a scenario finishes in about a second when nothing
+//! deadlocks.
 //!
-//! BUG (the four ignored scenarios deadlock in every run here, debug and release; the
-//! serial control finishes in about a second): the pipelined executor
-//! (`amorsize-runtime/src/exec/pipeline.rs`, `Pipeline::start` / `work`) runs its worker
-//! loops as rayon `scope.spawn` jobs that block in `jobs.recv()`. An item that waits on
-//! rayon work of its own (a `join` inside `par_iter`, or a nested `par_auto` on the
-//! windowed executor) lets its thread steal other jobs meanwhile, and it may steal a
-//! not-yet-started worker loop of the same job. That loop blocks in `recv()` on top of
-//! the suspended item, whose chunk can then never finish: the caller waits for that
-//! chunk in `Pipeline::next`, its window fills, no more chunks are sent, and nothing
-//! moves again. It happens on the Threads backend too (its pool is a rayon pool), and
-//! with as many pipeline workers as pool threads (a thread that helps with another
-//! item's `join` half may take a worker loop from the queue before its own).
-//!
-//! Suggested fix: never block inside a rayon job. E.g. spawn one scope job per chunk
-//! (`fill` spawns `fold` of that chunk and sends its result; a stolen job then always
-//! finishes), keeping `map_init`'s per-worker state in a per-thread slot for the job;
-//! or run the window through rayon's own parallel iterators as `Windowed` does,
-//! driven from the caller; and run the Threads backend on plain `std::thread`s fed by
-//! a channel rather than on a rayon pool.
+//! The deadlock these scenarios once hit (in every run, debug and release; README,
+//! "Found by the benchmark"): the first pipelined executor ran its worker loops as rayon
+//! `scope.spawn` jobs that blocked in `jobs.recv()`. An item that waits on rayon work of
+//! its own lets its thread steal other jobs meanwhile, and it could steal a
+//! not-yet-started worker loop of the same job, which then blocked on top of the
+//! suspended item, whose chunk could never finish. It happened on the Threads backend
+//! too (its pool is a rayon pool), and with as many pipeline workers as pool threads.
+//! The executor (`amorsize-runtime/src/exec/pipeline.rs`) now spawns one non-blocking
+//! task per chunk.
 
-mod hardening_support;
+mod support;
 
 use amorsize::Backend;
 use amorsize::prelude::*;
-use hardening_support::{is_child, run_child, spin};
 use rayon::prelude::*;
+use support::{is_child, run_child, spin};
 
 /// Deadline of one child run. A scenario that finishes takes about a second, in debug
 /// and release builds alike (the inner work waits rather than computes).
