@@ -5,6 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
     static IN_THREADS_POOL: Cell<bool> = const { Cell::new(false) };
+    /// Set while the caller of a parallel job runs one of its chunks: the items see the
+    /// context of the backend's own threads, so a nested call behaves the same wherever
+    /// its item happens to run.
+    static ACTING_AS: Cell<Option<Context>> = const { Cell::new(None) };
 }
 
 /// Set once in a worker process: every thread of it (also those a task starts) is inside.
@@ -31,6 +35,8 @@ pub(crate) enum Context {
 pub(crate) fn context() -> Context {
     if IN_WORKER_PROCESS.load(Ordering::Relaxed) {
         Context::WorkerProcess
+    } else if let Some(acting) = ACTING_AS.with(Cell::get) {
+        acting
     } else if IN_THREADS_POOL.with(Cell::get) {
         Context::ThreadsPool
     } else if rayon::current_thread_index().is_some() {
@@ -43,6 +49,20 @@ pub(crate) fn context() -> Context {
 /// Marks the calling thread as one of the blocking pool's (set by its start handler).
 pub(crate) fn enter_threads_pool() {
     IN_THREADS_POOL.with(|c| c.set(true));
+}
+
+/// Runs `f` with the calling thread in `context` (the caller running a chunk of a job
+/// alongside the backend's threads), and restores the previous context after, also when
+/// `f` panics.
+pub(crate) fn acting_as<R>(context: Context, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Context>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACTING_AS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(ACTING_AS.with(|c| c.replace(Some(context))));
+    f()
 }
 
 /// Marks this process as an amorsize worker process (all of its threads).

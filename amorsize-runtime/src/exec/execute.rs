@@ -1,7 +1,6 @@
 //! Running the rest of a job on the backend its plan chose: the sampled head first,
 //! then every item not yet pulled, each exactly once, in input order.
 
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::{Pipeline, Windowed};
@@ -78,37 +77,19 @@ where
             let accs = Windowed::new(stage, fold, chunks, workers, progress);
             fin.chunks(fold, head, accs)
         }
-        Backend::Rayon => {
-            let stop = AtomicBool::new(false);
-            rayon::in_place_scope(|s| {
-                let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-                // The pool's own size bounds how many run at once.
-                let window = crate::limits::in_flight_chunks(workers);
-                let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
-                fin.chunks(fold, head, accs)
-            })
-        }
-        Backend::Threads => match super::threads_pool(workers) {
-            Ok(pool) => {
-                let stop = AtomicBool::new(false);
-                // A pool grown by an earlier plan may have more threads than this plan
-                // wants: then the window is what keeps `workers` items running at once.
-                let window = if pool.current_num_threads() > workers {
-                    workers
-                } else {
-                    crate::limits::in_flight_chunks(workers)
-                };
-                pool.in_place_scope(|s| {
-                    let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-                    let accs = Pipeline::start(s, &stop, stage, fold, chunks, window, progress);
-                    fin.chunks(fold, head, accs)
-                })
-            }
-            Err(e) => {
-                eprintln!("amorsize: cannot start threads ({e}); running serially");
-                serial(stage, fold, fin, rest)
-            }
-        },
+        Backend::Rayon => rayon::in_place_scope(|s| {
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            let window = crate::limits::in_flight_chunks(workers);
+            let accs = Pipeline::start(s, stage, fold, chunks, workers, window, progress);
+            fin.chunks(fold, head, accs)
+        }),
+        // The caller is one of the workers: the pool runs the others.
+        Backend::Threads => super::blocking::scope(workers - 1, |s| {
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            let window = crate::limits::in_flight_chunks(workers);
+            let accs = Pipeline::start(s, stage, fold, chunks, workers, window, progress);
+            fin.chunks(fold, head, accs)
+        }),
         #[cfg(unix)]
         Backend::Processes => {
             let Some(call) = stage.task_call() else {

@@ -15,7 +15,7 @@ mod pipeline;
 mod processes;
 mod window;
 
-pub(crate) use blocking::{set_idle_timeout as set_threads_idle_timeout, threads_pool};
+pub(crate) use blocking::set_idle_timeout as set_threads_idle_timeout;
 #[cfg(unix)]
 pub(crate) use execute::ProcessWorkers;
 pub(crate) use execute::{Rest, Run, execute};

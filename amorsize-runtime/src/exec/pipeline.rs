@@ -1,136 +1,245 @@
-//! The pipelined executor: the caller's thread pulls chunks and spawns one task per
-//! chunk into a rayon scope; results come back through a channel and are reassembled
-//! in order.
+//! The pipelined executor of the `Rayon` and `Threads` backends: the caller is one of
+//! the job's workers.
 //!
-//! Tasks never block: a task that waited for the caller (a long-lived worker loop
-//! reading a channel) could be stolen by a pool thread that is itself waiting inside a
-//! user's nested rayon call, and the two would wait for each other. A chunk task only
-//! runs its chunk and sends the result.
+//! The caller's thread pulls chunks from the source (which need not be `Send`) into a
+//! shared queue, at most a window of them ahead of what it has emitted. `w - 1` helper
+//! tasks, spawned on the backend's threads, take chunks from the queue, run them and
+//! send back their partial results; the caller runs chunks from the same queue whenever
+//! it has nothing to emit, and blocks only when every queued chunk is taken and the
+//! next one to emit is still running elsewhere. So with `w` workers planned, `w`
+//! threads compute, and none waits for another to hand it work.
+//!
+//! Helpers never block: a helper that waited for the caller could be a rayon thread
+//! that a user's nested rayon call is waiting on, and the two would wait for each
+//! other. A helper finds the queue empty and ends; the caller spawns helpers again when
+//! it queues chunks and fewer than `w - 1` are running.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use super::blocking;
+use crate::context::{Context, acting_as};
 use crate::plumbing::{ChunkFold, Chunker, Stage};
 use crate::progress::Progress;
 
+/// Where helper tasks run: a rayon scope, or a scope of the blocking pool.
+pub(crate) trait Spawn<'a> {
+    /// The context of the backend's threads, which the caller takes on while it runs a
+    /// chunk: a nested call in an item plans the same wherever the item runs.
+    const CONTEXT: Context;
+
+    /// Runs `job` on one of the backend's threads, before the scope ends.
+    fn spawn_job(&self, job: impl FnOnce() + Send + 'a);
+}
+
+impl<'a> Spawn<'a> for rayon::Scope<'a> {
+    const CONTEXT: Context = Context::RayonWorker;
+
+    fn spawn_job(&self, job: impl FnOnce() + Send + 'a) {
+        self.spawn(move |_| job());
+    }
+}
+
+impl<'a> Spawn<'a> for blocking::Scope<'a> {
+    const CONTEXT: Context = Context::ThreadsPool;
+
+    fn spawn_job(&self, job: impl FnOnce() + Send + 'a) {
+        self.spawn(job);
+    }
+}
+
+/// A chunk waiting to run: its position, the index of its first item, its items.
+type Queued<T> = (u64, usize, Vec<T>);
 /// A chunk's position, its number of input items, and its result (or panic).
 type Outcome<A> = (u64, usize, thread::Result<A>);
 
-/// An iterator over the partial results of each chunk, in input order, while chunk
-/// tasks run in a rayon scope; at most `window` chunks are in flight.
-///
-/// Dropping it (the consumer stopped early, or is unwinding) stops the job: chunks not
-/// yet started are skipped, and the scope that spawned them waits for the running ones.
-pub(crate) struct Pipeline<'s, 'a, S, K, T, Src>
+/// What the caller and its helpers share.
+struct Shared<T, A> {
+    queue: Mutex<VecDeque<Queued<T>>>,
+    results: Sender<Outcome<A>>,
+    /// Helpers running.
+    helpers: AtomicUsize,
+    /// Set when the job stops (a panic, or the consumer stopped early): chunks not yet
+    /// started are skipped.
+    stop: AtomicBool,
+}
+
+impl<T, A> Shared<T, A> {
+    fn pop(&self) -> Option<Queued<T>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
+    }
+}
+
+/// Runs one chunk with a fresh stage state.
+fn run_chunk<T, S, K>(stage: &S, fold: &K, first: usize, items: Vec<T>) -> thread::Result<K::Acc>
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    scope: &'s rayon::Scope<'a>,
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut st = stage.state();
+        fold.fold(stage.serial(&mut st, first, items.into_iter()))
+    }))
+}
+
+/// A helper: runs queued chunks until the queue is empty or the job stops.
+fn help<T, S, K>(shared: &Shared<T, K::Acc>, stage: &S, fold: &K)
+where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+{
+    while !shared.stop.load(Ordering::Relaxed) {
+        let Some((seq, first, items)) = shared.pop() else {
+            break;
+        };
+        let n = items.len();
+        let r = run_chunk(stage, fold, first, items);
+        if r.is_err() {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+        // The receiver is gone only when the consumer stopped early.
+        let _ = shared.results.send((seq, n, r));
+    }
+    shared.helpers.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// An iterator over the partial results of each chunk, in input order, computed by the
+/// caller and up to `helpers` helper tasks; at most `window` chunks are queued or
+/// running.
+///
+/// Dropping it (the consumer stopped early, or is unwinding) stops the job: chunks not
+/// yet started are skipped, and the scope that spawned the helpers waits for them.
+pub(crate) struct Pipeline<'s, 'a, Sp, S, K, T, Src>
+where
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+{
+    scope: &'s Sp,
     stage: &'a S,
     fold: &'a K,
     src: Chunker<Src>,
+    shared: Arc<Shared<T, K::Acc>>,
+    received: Receiver<Outcome<K::Acc>>,
+    helpers: usize,
     window: u64,
     next_send: u64,
     next_emit: u64,
     done: bool,
     pending: BTreeMap<u64, K::Acc>,
-    sender: Sender<Outcome<K::Acc>>,
-    results: Receiver<Outcome<K::Acc>>,
-    stop: &'a AtomicBool,
     progress: &'a Progress,
 }
 
-impl<'s, 'a, S, K, T, Src> Pipeline<'s, 'a, S, K, T, Src>
+impl<'s, 'a, Sp, S, K, T, Src> Pipeline<'s, 'a, Sp, S, K, T, Src>
 where
+    Sp: Spawn<'a>,
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     T: Send + 'a,
     K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    /// A pipeline over `src` with at most `window` chunks in flight in `scope`.
+    /// A pipeline over `src` run by the caller and up to `workers - 1` helpers spawned
+    /// in `scope`, with at most `window` chunks in flight.
     pub(crate) fn start(
-        scope: &'s rayon::Scope<'a>,
-        stop: &'a AtomicBool,
+        scope: &'s Sp,
         stage: &'a S,
         fold: &'a K,
         src: Chunker<Src>,
+        workers: usize,
         window: usize,
         progress: &'a Progress,
     ) -> Self {
-        let (sender, results) = unbounded();
+        let (results, received) = unbounded();
         Pipeline {
             scope,
             stage,
             fold,
             src,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(VecDeque::new()),
+                results,
+                helpers: AtomicUsize::new(0),
+                stop: AtomicBool::new(false),
+            }),
+            received,
+            helpers: workers.max(1) - 1,
             window: window.max(1) as u64,
             next_send: 0,
             next_emit: 0,
             done: false,
             pending: BTreeMap::new(),
-            sender,
-            results,
-            stop,
             progress,
         }
     }
 
-    /// Spawns chunk tasks until the window is full or the source ends.
+    /// Queues chunks until the window is full or the source ends, and spawns helpers
+    /// for them.
     fn fill(&mut self) {
-        while !self.done && self.next_send - self.next_emit < self.window {
-            let Some((first, items)) = self.src.next_chunk() else {
-                self.done = true;
+        let mut queued = 0;
+        {
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while !self.done && self.next_send - self.next_emit < self.window {
+                let Some((first, items)) = self.src.next_chunk() else {
+                    self.done = true;
+                    break;
+                };
+                queue.push_back((self.next_send, first, items));
+                self.next_send += 1;
+                queued = queue.len();
+            }
+        }
+        // One helper per queued chunk at most, `helpers` in all.
+        while queued > 0 {
+            let running = self.shared.helpers.load(Ordering::Acquire);
+            if running >= self.helpers {
                 break;
-            };
-            let seq = self.next_send;
-            self.next_send += 1;
-            let (stage, fold, stop) = (self.stage, self.fold, self.stop);
-            let sender = self.sender.clone();
-            self.scope
-                .spawn(move |_| run_chunk(stage, fold, stop, &sender, seq, first, items));
+            }
+            if self
+                .shared
+                .helpers
+                .compare_exchange(running, running + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let (shared, stage, fold) = (Arc::clone(&self.shared), self.stage, self.fold);
+            self.scope.spawn_job(move || help(&shared, stage, fold));
+            queued -= 1;
+        }
+    }
+
+    /// Records one chunk's outcome; a panic stops the job and reaches the caller.
+    fn record(&mut self, (seq, n, r): Outcome<K::Acc>) {
+        match r {
+            Ok(a) => {
+                self.progress.add(n);
+                self.pending.insert(seq, a);
+            }
+            Err(payload) => {
+                // The other workers stop; the scope waits for the running chunks
+                // before this panic reaches the caller, as in rayon.
+                self.shared.stop.store(true, Ordering::Relaxed);
+                resume_unwind(payload)
+            }
         }
     }
 }
 
-/// One chunk task: runs the chunk with a fresh stage state (skipped once the job has
-/// stopped) and sends the result, or the panic, back.
-fn run_chunk<T, S, K>(
-    stage: &S,
-    fold: &K,
-    stop: &AtomicBool,
-    sender: &Sender<Outcome<K::Acc>>,
-    seq: u64,
-    first: usize,
-    items: Vec<T>,
-) where
-    S: Stage<T>,
-    K: ChunkFold<S::Out>,
-{
-    // Only a dropped pipeline or a panic sets `stop`; in both cases nobody waits for
-    // the skipped chunk (the panic's own result is on its way).
-    if stop.load(Ordering::Relaxed) {
-        return;
-    }
-    let n = items.len();
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        let mut st = stage.state();
-        fold.fold(stage.serial(&mut st, first, items.into_iter()))
-    }));
-    if r.is_err() {
-        stop.store(true, Ordering::Relaxed);
-    }
-    // The receiver is gone only when the consumer stopped early.
-    let _ = sender.send((seq, n, r));
-}
-
-impl<'a, S, K, T, Src> Iterator for Pipeline<'_, 'a, S, K, T, Src>
+impl<'a, Sp, S, K, T, Src> Iterator for Pipeline<'_, 'a, Sp, S, K, T, Src>
 where
+    Sp: Spawn<'a>,
     S: Stage<T>,
     K: ChunkFold<S::Out>,
     T: Send + 'a,
@@ -149,30 +258,38 @@ where
             if self.done && self.next_emit == self.next_send {
                 return None;
             }
-            match self.results.recv() {
-                Ok((seq, n, Ok(a))) => {
-                    self.progress.add(n);
-                    self.pending.insert(seq, a);
-                }
-                Ok((_, _, Err(payload))) => {
-                    // Stop the other workers; the scope waits for the running chunks
-                    // before this panic reaches the caller, as in rayon.
-                    self.stop.store(true, Ordering::Relaxed);
-                    resume_unwind(payload)
-                }
-                // The pipeline holds a sender itself, so the channel never closes.
+            // Results already back, without blocking.
+            while let Ok(outcome) = self.received.try_recv() {
+                self.record(outcome);
+            }
+            if self.pending.contains_key(&self.next_emit) {
+                continue;
+            }
+            // Nothing to emit yet: work instead of waiting.
+            if let Some((seq, first, items)) = self.shared.pop() {
+                let n = items.len();
+                let r = acting_as(Sp::CONTEXT, || {
+                    run_chunk(self.stage, self.fold, first, items)
+                });
+                self.record((seq, n, r));
+                continue;
+            }
+            // Every queued chunk is taken; the next one to emit runs elsewhere.
+            match self.received.recv() {
+                Ok(outcome) => self.record(outcome),
+                // The shared state holds a sender, so the channel never closes.
                 Err(_) => unreachable!("amorsize: the result channel closed"),
             }
         }
     }
 }
 
-impl<S, K, T, Src> Drop for Pipeline<'_, '_, S, K, T, Src>
+impl<Sp, S, K, T, Src> Drop for Pipeline<'_, '_, Sp, S, K, T, Src>
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
     }
 }
