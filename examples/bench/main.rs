@@ -1,5 +1,6 @@
 //! The benchmark matrix: each row (tiny, many cheap, heavy, skewed, sleep, mixed,
-//! lock-bound, big items, nested) run as serial `Iterator`, rayon `par_iter`,
+//! lock-bound, big items, nested, and the realistic files, tokens and cpu-after-wait)
+//! run as serial `Iterator`, rayon `par_iter`,
 //! `orx-parallel`, the best of a grid of hand-pinned amorsize plans, and `par_auto`
 //! cold (first call of a fresh process) and warm, interleaved in one run.
 //!
@@ -30,10 +31,12 @@ use rows::{Calibration, RowId};
 const USAGE: &str = "\
 usage: bench [--quick] [--svg PATH] [--rows ROW,ROW,...] [--seed N]
 
-  --quick        smaller heavy rows and fewer repetitions (under 2 minutes on 2 CPUs)
+  --quick        smaller heavy, files, tokens and cpu-after-wait rows and fewer
+                 repetitions (under 2 minutes on 2 CPUs)
   --svg PATH     also write a chart: speedups per row and column, predicted vs measured
   --rows LIST    only these rows (tiny, many-cheap, heavy, skewed, sleep, mixed,
-                 lock-bound, big-items, nested, latency); default: all
+                 lock-bound, big-items, nested, files, tokens, cpu-after-wait,
+                 latency); default: all
   --seed N       seed of the column shuffles (default: from the clock)
 
 internal: bench --cold ROW --cal CALIBRATION [--quick]   (one cold par_auto call)";

@@ -1,7 +1,7 @@
-//! Measuring one row: every column computes the same `Vec<u64>` from its own copy of
-//! the input; columns run interleaved, in a fresh random order every repetition; the
-//! hand-pinned grid is screened first and its best point re-measured in the main
-//! rounds; `par_auto` cold runs in fresh subprocesses of this binary.
+//! Measuring one row: every column computes the same `Vec<u64>` (or the same sum) from
+//! its own copy of the input; columns run interleaved, in a fresh random order every
+//! repetition; the hand-pinned grid is screened first and its best point re-measured in
+//! the main rounds; `par_auto` cold runs in fresh subprocesses of this binary.
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
@@ -16,7 +16,7 @@ use amorsize::{Backend, Plan};
 use orx_parallel::{IntoParIter, Par};
 use rayon::prelude::*;
 
-use crate::rows::{self, Calibration, Rng, RowId, RowVisitor, median};
+use crate::rows::{self, Calibration, Consumer, Rng, RowId, RowVisitor, median};
 use crate::{watchdog, work};
 
 /// How long the benchmark may spend, per row.
@@ -224,6 +224,9 @@ pub struct RowResult {
     pub cold_hung: usize,
     /// Median over rounds of (warm − serial) within the same round, in seconds.
     pub warm_minus_serial: f64,
+    /// The plans of the untimed waiting job, on a row that [waits
+    /// first](RowId::wait_first).
+    pub waiting_plans: Option<PlanLog>,
 }
 
 impl RowResult {
@@ -260,32 +263,68 @@ impl RowResult {
 
 // ---- the call sites --------------------------------------------------------------------
 
+/// Ends a pipeline (serial, rayon, orx-parallel or `par_auto`: their consumers have the
+/// same names) with the row's [`Consumer`]; a sum comes back as a one-element vector.
+macro_rules! consume {
+    ($pipeline:expr, $consumer:expr) => {{
+        let pipeline = $pipeline;
+        match $consumer {
+            Consumer::Collect => pipeline.collect::<Vec<u64>>(),
+            Consumer::Sum => vec![pipeline.sum::<u64>()],
+        }
+    }};
+}
+
 /// The `par_auto` call site of every row, warm and cold (each row's item function has
 /// its own type, so each row has its own cache entry).
-pub fn auto_call<T, F>(data: Vec<T>, f: F, log: &RefCell<PlanLog>) -> Vec<u64>
+pub fn auto_call<T, F>(data: Vec<T>, f: F, consumer: Consumer, log: &RefCell<PlanLog>) -> Vec<u64>
 where
     T: Send,
     F: Fn(T) -> u64 + Sync,
 {
-    data.par_auto()
-        .on_plan(|p| log.borrow_mut().record(p))
-        .map(f)
-        .collect()
+    consume!(
+        data.par_auto()
+            .on_plan(|p| log.borrow_mut().record(p))
+            .map(f),
+        consumer
+    )
 }
 
 /// The call site of every hand-pinned point.
-fn pinned_call<T, F>(data: Vec<T>, f: F, pin: Pin, seen: &Cell<Option<Backend>>) -> Vec<u64>
+fn pinned_call<T, F>(
+    data: Vec<T>,
+    f: F,
+    consumer: Consumer,
+    pin: Pin,
+    seen: &Cell<Option<Backend>>,
+) -> Vec<u64>
 where
     T: Send,
     F: Fn(T) -> u64 + Sync,
 {
-    data.par_auto()
-        .backend(pin.backend)
-        .max_workers(pin.workers)
-        .chunk_size(pin.chunk)
-        .on_plan(|p| seen.set(Some(p.backend)))
-        .map(f)
-        .collect()
+    consume!(
+        data.par_auto()
+            .backend(pin.backend)
+            .max_workers(pin.workers)
+            .chunk_size(pin.chunk)
+            .on_plan(|p| seen.set(Some(p.backend)))
+            .map(f),
+        consumer
+    )
+}
+
+/// The untimed job before every run of a row that [waits first](RowId::wait_first):
+/// [`rows::waits`] through `par_auto`, which runs the sleeps on its blocking pool with
+/// dozens of threads, so the timed CPU job starts while those threads wind down.
+/// Its own call site: its plan is made once and reused, as in a program that
+/// alternates the two jobs.
+fn waiting_job(log: &RefCell<PlanLog>) {
+    let out: Vec<u64> = rows::waits()
+        .par_auto()
+        .on_plan(|p| log.borrow_mut().record(p))
+        .map(work::sleep_item)
+        .collect();
+    std::hint::black_box(out);
 }
 
 fn digest(v: &[u64]) -> u64 {
@@ -324,10 +363,12 @@ struct Runner<'a, T, F> {
     row: RowId,
     input: Vec<T>,
     f: F,
+    consumer: Consumer,
     reference: Vec<u64>,
     /// Seconds after which a column run counts as hung.
     limit: f64,
     warm_plans: RefCell<PlanLog>,
+    waiting_plans: RefCell<PlanLog>,
     rng: Rng,
 }
 
@@ -336,19 +377,23 @@ where
     T: Clone + Send + Sync + 'static,
     F: Fn(T) -> u64 + Copy + Send + Sync + 'static,
 {
-    /// Runs one column on a fresh copy of the input (copied before the clock starts)
-    /// and returns its wall time and output.
+    /// Runs one column on a fresh copy of the input (copied before the clock starts,
+    /// after the waiting job on a row that waits first) and returns its wall time and
+    /// output.
     fn run(&self, col: Col) -> (f64, Vec<u64>) {
         let _watch = watchdog::guard(|| format!("row {}, column {col}", self.row), self.limit);
+        if self.row.wait_first() {
+            waiting_job(&self.waiting_plans);
+        }
         let data = self.input.clone();
-        let f = self.f;
+        let (f, c) = (self.f, self.consumer);
         let t = Instant::now();
         let out = match col {
-            Col::Serial => data.into_iter().map(f).collect::<Vec<u64>>(),
-            Col::Rayon => data.into_par_iter().map(f).collect(),
-            Col::Orx => data.into_par().map(f).collect(),
-            Col::Pinned(pin) => pinned_call(data, f, pin, &Cell::new(None)),
-            Col::Warm => auto_call(data, f, &self.warm_plans),
+            Col::Serial => consume!(data.into_iter().map(f), c),
+            Col::Rayon => consume!(data.into_par_iter().map(f), c),
+            Col::Orx => consume!(data.into_par().map(f), c),
+            Col::Pinned(pin) => pinned_call(data, f, c, pin, &Cell::new(None)),
+            Col::Warm => auto_call(data, f, c, &self.warm_plans),
             Col::Cold => unreachable!("cold runs in a subprocess"),
         };
         let secs = t.elapsed().as_secs_f64();
@@ -396,11 +441,11 @@ where
             chunk: 1,
         };
         let probe: Vec<T> = self.input.iter().take(2).cloned().collect();
-        pinned_call(probe, self.f, pin, &seen);
+        pinned_call(probe, self.f, self.consumer, pin, &seen);
         match seen.get() {
             Some(Backend::Processes) => Ok(()),
             other => Err(format!(
-                "a pinned Processes plan ran as {} (is the item function #[amorsize::task]?)",
+                "a pinned Processes plan ran as {} (only an #[amorsize::task] function runs on processes)",
                 other.map_or("?", Backend::name)
             )),
         }
@@ -507,17 +552,20 @@ impl RowVisitor for MatrixRow<'_> {
     {
         let ctx = self.0;
         let items = input.len();
+        let consumer = row.consumer();
         let t = Instant::now();
-        let reference: Vec<u64> = input.iter().cloned().map(f).collect();
+        let reference = consume!(input.iter().cloned().map(f), consumer);
         let limit = hang_limit(t.elapsed().as_secs_f64());
         let mut r = Runner {
             ctx,
             row,
             input,
             f,
+            consumer,
             reference,
             limit,
             warm_plans: RefCell::new(PlanLog::default()),
+            waiting_plans: RefCell::new(PlanLog::default()),
             rng: Rng(ctx.seed ^ (row as u64).wrapping_mul(0x9e37)),
         };
 
@@ -625,6 +673,7 @@ impl RowVisitor for MatrixRow<'_> {
             cold_runs,
             cold_hung,
             warm_minus_serial,
+            waiting_plans: row.wait_first().then(|| r.waiting_plans.into_inner()),
         }
     }
 }
@@ -717,21 +766,26 @@ fn parse_cold(line: &str) -> Option<Cold> {
     })
 }
 
-/// The child side: the first `par_auto` call of this process, timed.
+/// The child side: the first `par_auto` call of this process, timed (on a row that
+/// waits first, the first call of its call site, right after the waiting job, which
+/// is then this process's first `par_auto` call).
 struct ColdRow;
 
 impl RowVisitor for ColdRow {
     type Out = ();
 
-    fn visit<T, F>(self, _row: RowId, input: Vec<T>, f: F)
+    fn visit<T, F>(self, row: RowId, input: Vec<T>, f: F)
     where
         T: Clone + Send + Sync + 'static,
         F: Fn(T) -> u64 + Copy + Send + Sync + 'static,
     {
         let log = RefCell::new(PlanLog::default());
+        if row.wait_first() {
+            waiting_job(&RefCell::new(PlanLog::default()));
+        }
         let start = work::latency_start();
         let t = Instant::now();
-        let out = auto_call(input, f, &log);
+        let out = auto_call(input, f, row.consumer(), &log);
         let secs = t.elapsed().as_secs_f64();
         let first = work::latency_since(start);
         let log = log.into_inner();
@@ -807,8 +861,9 @@ impl RowVisitor for LatencyRow<'_> {
             rayon: Vec::new(),
         };
         // The first in-process call makes the warm plan.
+        let consumer = row.consumer();
         let t = Instant::now();
-        auto_call(input.clone(), f, &log);
+        auto_call(input.clone(), f, consumer, &log);
         let limit = hang_limit(t.elapsed().as_secs_f64());
         let mut rng = Rng(ctx.seed ^ 0x1a7);
         let mut cols: Vec<u8> = vec![0, 1, 2, 3];
@@ -830,9 +885,9 @@ impl RowVisitor for LatencyRow<'_> {
                 let data = input.clone();
                 let start = work::latency_start();
                 let out: Vec<u64> = match c {
-                    0 => auto_call(data, f, &log),
-                    1 => pinned_call(data, f, pin, &Cell::new(None)),
-                    _ => data.into_par_iter().map(f).collect(),
+                    0 => auto_call(data, f, consumer, &log),
+                    1 => pinned_call(data, f, consumer, pin, &Cell::new(None)),
+                    _ => consume!(data.into_par_iter().map(f), consumer),
                 };
                 std::hint::black_box(out);
                 let l = work::latency_since(start);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use amorsize::Backend;
 
 use crate::measure::{Latency, RowResult, Stat};
-use crate::rows::{Calibration, RowId, median};
+use crate::rows::{self, Calibration, RowId, median};
 
 /// Where and how the benchmark ran.
 #[derive(Debug)]
@@ -102,6 +102,7 @@ pub struct Ratios {
     /// Best non-auto column's time over par_auto's time (>= 1: par_auto as fast).
     pub warm_vs_best: f64,
     pub cold_vs_best: f64,
+    /// Rayon's time over par_auto warm's (> 1: par_auto faster than plain rayon).
     pub warm_vs_rayon: f64,
     /// Predicted (warm plan) and measured (warm) speedup.
     pub predicted: f64,
@@ -210,16 +211,18 @@ pub fn markdown(
          (backend x workers x chunk), re-measured in the main rounds. *cold*: the first \
          `par_auto` call of a fresh process (a subprocess of this binary); *warm*: the same \
          call site again. *÷ best*: the fastest non-`par_auto` column's time over \
-         `par_auto`'s (>= 0.95 is the target). *predicted*: the warm plan's \
-         `estimated_speedup`, which is for the items after the sample.\n"
+         `par_auto`'s (>= 0.95 is the target). *warm ÷ rayon*: plain rayon's time over \
+         `par_auto` warm's (> 1: `par_auto` is faster than rayon; < 1: slower). \
+         *predicted*: the warm plan's `estimated_speedup`, which is for the items after \
+         the sample.\n"
     );
     let _ = writeln!(
         w,
-        "| row | items | serial | rayon | orx | best pinned | cold | warm | warm ÷ best | cold ÷ best | plan (warm) | predicted | measured |"
+        "| row | items | serial | rayon | orx | best pinned | cold | warm | warm ÷ best | cold ÷ best | warm ÷ rayon (> 1: faster) | plan (warm) | predicted | measured |"
     );
     let _ = writeln!(
         w,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     );
     for r in rows {
         let q = Ratios::of(r);
@@ -229,7 +232,7 @@ pub fn markdown(
             .map_or_else(|| "?".into(), |p| p.short());
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.2} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             r.row,
             r.items,
             secs(r.serial.median),
@@ -241,14 +244,54 @@ pub fn markdown(
             x(q.warm),
             q.warm_vs_best,
             q.cold_vs_best,
+            q.warm_vs_rayon,
             plan,
             x(q.predicted),
             x(q.measured)
         );
     }
-    let _ = writeln!(w, "\nPer-item work:\n");
+    let _ = writeln!(
+        w,
+        "\nPer-item work (and serial's median time per item here):\n"
+    );
     for r in rows {
-        let _ = writeln!(w, "- {}: {}", r.row, r.row.per_item());
+        let _ = writeln!(
+            w,
+            "- {}: {} ({} an item)",
+            r.row,
+            r.row.per_item(),
+            secs(r.serial.median / r.items as f64)
+        );
+    }
+    if rows
+        .iter()
+        .any(|r| matches!(r.row, RowId::Files | RowId::Tokens))
+    {
+        let c = rows::corpus();
+        let _ = writeln!(
+            w,
+            "\nThe files and tokens rows read {}, sorted by path.",
+            c.describe()
+        );
+        if let Some(r) = find(rows, RowId::Files) {
+            let passes = r.items as f64 / c.paths.len().max(1) as f64;
+            let _ = if passes > 1.0 {
+                writeln!(
+                    w,
+                    "files: {} paths, the list cycled through {passes:.1} times.",
+                    r.items
+                )
+            } else {
+                writeln!(w, "files: the first {} paths of the list.", r.items)
+            };
+        }
+        if let Some(r) = find(rows, RowId::Tokens) {
+            let _ = writeln!(
+                w,
+                "tokens: the first {} lines of those files concatenated (cycled if fewer).",
+                r.items
+            );
+        }
     }
 
     let _ = writeln!(w, "\n## Times\n");
@@ -304,6 +347,13 @@ pub fn markdown(
                 c.text,
                 c.plan.sample_items,
                 secs(c.plan.sample_secs)
+            );
+        }
+        if let Some(waiting) = &r.waiting_plans {
+            let _ = writeln!(
+                w,
+                "  - untimed waiting job before every run: {}",
+                waiting.text.as_deref().unwrap_or("?")
             );
         }
         let _ = writeln!(w, "  - pinned grid: {}", r.grid_note);

@@ -1,8 +1,11 @@
 //! The rows of the matrix: calibration of per-item costs on this machine, and the
 //! deterministic inputs of each row (the cold subprocess rebuilds exactly the same
-//! input from the same calibration).
+//! input from the same calibration and the same files on disk).
 
 use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::work::{self, Mixed, Wait, Work};
@@ -19,6 +22,12 @@ pub enum RowId {
     Locked,
     Big,
     Nested,
+    /// Real files: read and SHA-256 each.
+    Files,
+    /// Real text: count the tokens of each line.
+    Tokens,
+    /// Heavy items, each run right after an untimed waiting job on `par_auto`.
+    AfterWait,
     /// Not a matrix row: heavy items whose function records when the first item ran
     /// off the main thread (planning overhead).
     Latency,
@@ -26,7 +35,7 @@ pub enum RowId {
 
 impl RowId {
     /// The rows of the matrix, in report order.
-    pub const MATRIX: [RowId; 9] = [
+    pub const MATRIX: [RowId; 12] = [
         RowId::Tiny,
         RowId::Cheap,
         RowId::Heavy,
@@ -36,6 +45,9 @@ impl RowId {
         RowId::Locked,
         RowId::Big,
         RowId::Nested,
+        RowId::Files,
+        RowId::Tokens,
+        RowId::AfterWait,
     ];
 
     /// The name used on the command line and in the tables.
@@ -50,6 +62,9 @@ impl RowId {
             RowId::Locked => "lock-bound",
             RowId::Big => "big-items",
             RowId::Nested => "nested",
+            RowId::Files => "files",
+            RowId::Tokens => "tokens",
+            RowId::AfterWait => "cpu-after-wait",
             RowId::Latency => "latency",
         }
     }
@@ -61,7 +76,8 @@ impl RowId {
             .find(|r| r.name() == s)
     }
 
-    /// Number of items.
+    /// Number of items. The files and tokens rows cycle through what the machine has
+    /// when it has fewer files or lines, so every row has exactly this many.
     pub fn items(self, quick: bool) -> usize {
         match (self, quick) {
             (RowId::Tiny, _) => 1_000,
@@ -80,6 +96,12 @@ impl RowId {
             (RowId::Big, true) => 48,
             (RowId::Nested, false) => 200,
             (RowId::Nested, true) => 100,
+            (RowId::Files, false) => FILES_FULL,
+            (RowId::Files, true) => FILES_QUICK,
+            (RowId::Tokens, false) => 1_500_000,
+            (RowId::Tokens, true) => 1_000_000,
+            (RowId::AfterWait, false) => 1_000,
+            (RowId::AfterWait, true) => 500,
             (RowId::Latency, false) => 2_000,
             (RowId::Latency, true) => 1_000,
         }
@@ -97,8 +119,41 @@ impl RowId {
             RowId::Locked => "~100 µs hash, 90 % under one global mutex",
             RowId::Big => "1 MiB owned buffer, ~0.1 ms hash",
             RowId::Nested => "16 x ~50 µs hash on rayon inside",
+            RowId::Files => "read a whole `*.rs` file and SHA-256 it (page cache warm)",
+            RowId::Tokens => {
+                "one line of Rust source (`&str`) split into identifier, number and \
+                 punctuation tokens, ~40 ns; consumer `sum` of the token counts"
+            }
+            RowId::AfterWait => {
+                "~100 µs hash, as heavy; every timed run (cold too) follows an untimed \
+                 `par_auto` job of 200 x 5 ms sleeps on its blocking pool"
+            }
         }
     }
+
+    /// How every column of the row consumes the results.
+    pub fn consumer(self) -> Consumer {
+        match self {
+            RowId::Tokens => Consumer::Sum,
+            _ => Consumer::Collect,
+        }
+    }
+
+    /// Whether each run of the row (every column, warm, pinned and cold) is preceded by
+    /// the untimed waiting job of [`waits`].
+    pub fn wait_first(self) -> bool {
+        self == RowId::AfterWait
+    }
+}
+
+/// How a row's results are consumed: every column of a row ends its pipeline the same
+/// way, the way a user would for that work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// `collect::<Vec<u64>>()`: every result, in input order.
+    Collect,
+    /// `sum::<u64>()`: one number (what the columns are checked on is that sum).
+    Sum,
 }
 
 impl fmt::Display for RowId {
@@ -119,6 +174,15 @@ pub const NESTED_SUB_NS: f64 = 50_000.0;
 pub const SLEEP_MICROS: u32 = 10_000;
 pub const MIXED_SLEEP_MICROS: u32 = 1_000;
 pub const BIG_BYTES: usize = 1 << 20;
+/// Items of the files row. Reading and hashing a `*.rs` file of a cargo registry
+/// (13 KiB on average) takes 13-20 µs on a 2-CPU VM with SHA-NI, so 16,000 make a serial
+/// run of about 0.3 s; a registry holds a few thousand such files, so the list cycles
+/// through them (each file is hashed about three times). Quick: about one pass.
+pub const FILES_FULL: usize = 16_000;
+pub const FILES_QUICK: usize = 4_000;
+/// The waiting job before each run of the cpu-after-wait row.
+pub const WAIT_ITEMS: u64 = 200;
+pub const WAIT_MICROS: u32 = 5_000;
 
 /// Hash rounds per row, chosen at start-up so each item costs its target here.
 #[derive(Clone, Debug, PartialEq)]
@@ -373,6 +437,128 @@ pub fn big(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|_| random_bytes(&mut rng, BIG_BYTES)).collect()
 }
 
+/// The real files the files and tokens rows read: every `*.rs` file under
+/// `$CARGO_HOME/registry/src` (the sources of the crates cargo downloaded, which any
+/// machine that built this benchmark has), else this repository's own, sorted by path
+/// so the parent and its cold subprocesses see the same list.
+#[derive(Debug)]
+pub struct Corpus {
+    pub root: PathBuf,
+    pub paths: Vec<PathBuf>,
+    /// Total size of the files, in bytes.
+    pub bytes: u64,
+}
+
+impl Corpus {
+    /// One line for the report: how many files, how big, from where.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} `*.rs` files, {:.1} MiB, under `{}`",
+            self.paths.len(),
+            self.bytes as f64 / f64::from(1 << 20),
+            self.root.display()
+        )
+    }
+}
+
+/// The corpus, found once per process.
+pub fn corpus() -> &'static Corpus {
+    static CORPUS: OnceLock<Corpus> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let under = |root: PathBuf| {
+            let mut found = Vec::new();
+            walk(&root, &mut found);
+            found.sort();
+            Corpus {
+                root,
+                bytes: found.iter().map(|(_, len)| len).sum(),
+                paths: found.into_iter().map(|(path, _)| path).collect(),
+            }
+        };
+        std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+            .map(|home| under(home.join("registry").join("src")))
+            .filter(|c| !c.paths.is_empty())
+            .unwrap_or_else(|| under(PathBuf::from(env!("CARGO_MANIFEST_DIR"))))
+    })
+}
+
+/// Every `*.rs` file under `dir`, with its size, skipping `.git` and `target*`
+/// directories (build output, when the corpus is this repository) and symbolic links;
+/// a directory that cannot be read is skipped.
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() && name != ".git" && !name.starts_with("target") {
+            walk(&path, out);
+        } else if kind.is_file() && name.ends_with(".rs") {
+            let len = entry.metadata().map_or(0, |m| m.len());
+            out.push((path, len));
+        }
+    }
+}
+
+/// The files row's input: the corpus's first `n` paths (cycled if it has fewer). Reads
+/// each of them once first, so that every column, and each cold subprocess, finds them
+/// in the page cache and the columns compare hashing, not the disk.
+pub fn files(n: usize) -> Vec<PathBuf> {
+    let all = &corpus().paths;
+    for path in all.iter().take(n) {
+        let _ = std::hint::black_box(fs::read(path));
+    }
+    all.iter().cycle().take(n).cloned().collect()
+}
+
+/// The text the tokens row's lines borrow: the corpus's files, in order, until it holds
+/// the full row's lines (files that are not UTF-8 are skipped). Read once per process.
+fn source_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let want = RowId::Tokens.items(false);
+        let mut text = String::new();
+        let mut lines = 0;
+        for path in &corpus().paths {
+            if lines >= want {
+                break;
+            }
+            if let Ok(source) = fs::read_to_string(path) {
+                lines += source.lines().count();
+                text.push_str(&source);
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    })
+}
+
+/// The tokens row's input: the first `n` lines of the text (cycled if it has fewer).
+pub fn tokens(n: usize) -> Vec<&'static str> {
+    source_text().lines().cycle().take(n).collect()
+}
+
+/// The waiting job before each run of the cpu-after-wait row: [`WAIT_ITEMS`] sleeps of
+/// [`WAIT_MICROS`], which `par_auto` plans on its blocking thread pool with many more
+/// threads than CPUs (50 to 100 on a 2-CPU machine).
+pub fn waits() -> Vec<Wait> {
+    (0..WAIT_ITEMS)
+        .map(|seed| Wait {
+            seed,
+            micros: WAIT_MICROS,
+        })
+        .collect()
+}
+
 /// Receives a row's input and item function, whatever their types: the matrix and the
 /// cold subprocess both dispatch through [`visit`].
 pub trait RowVisitor {
@@ -396,6 +582,9 @@ pub fn visit<V: RowVisitor>(row: RowId, cal: &Calibration, quick: bool, v: V) ->
         RowId::Locked => v.visit(row, uniform(n, cal.heavy), work::locked_item),
         RowId::Big => v.visit(row, big(n), work::big_item),
         RowId::Nested => v.visit(row, uniform(n, cal.nested_sub), work::nested_item),
+        RowId::Files => v.visit(row, files(n), work::files_item),
+        RowId::Tokens => v.visit(row, tokens(n), work::tokens_item),
+        RowId::AfterWait => v.visit(row, uniform(n, cal.heavy), work::after_wait_item),
         RowId::Latency => v.visit(row, uniform(n, cal.heavy), work::latency_item),
     }
 }

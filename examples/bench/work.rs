@@ -1,14 +1,16 @@
 //! The per-item work of every row: real computations (a 64-bit hash mixer, a
-//! word-wise hash over a buffer, a lock-protected computation) and, for the waiting
-//! rows only, sleeps.
+//! word-wise hash over a buffer, a lock-protected computation, SHA-256 of a file,
+//! tokenising a line of source) and, for the waiting rows only, sleeps.
 //!
-//! Every row has its own *named* function taking an owned, serde-encodable item that
-//! carries all its parameters (seed and calibrated round count), so that:
-//! - each row has its own plan-cache entry (the function's type is part of the key);
-//! - the function can run on a worker process, which shares no statics with the
-//!   parent: a function marked `#[amorsize::task]` gets everything it needs from its
-//!   argument. See [`PROCESSES`].
+//! Every row has its own *named* function, so each row has its own plan-cache entry
+//! (the function's type is part of the key). The synthetic rows' functions take an
+//! owned, serde-encodable item that carries all its parameters (seed and calibrated
+//! round count), so the function can run on a worker process, which shares no statics
+//! with the parent: a function marked `#[amorsize::task]` gets everything it needs from
+//! its argument. See [`PROCESSES`]. The realistic files and tokens rows are plain
+//! functions, as a new user writes them.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
@@ -16,11 +18,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Whether the hand-pinned grid includes `Backend::Processes` points.
 ///
-/// Processes can only run a function marked `#[amorsize::task]`, as the item functions
-/// of this file are. Each row still checks, with a two-item pinned call, that the plan
+/// Processes can only run a function marked `#[amorsize::task]`, as the synthetic
+/// rows' item functions of this file are. Each row still checks, with a two-item pinned call, that the plan
 /// it gets really is `processes` before its grid includes Processes points, so a
 /// function left unmarked only drops that row's points (and says so) instead of timing
 /// a fallback.
@@ -131,7 +134,8 @@ pub fn skewed_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
-/// Sleep row: waits, then mixes the seed.
+/// Sleep row, and the untimed waiting job before every run of the cpu-after-wait row:
+/// waits, then mixes the seed.
 ///
 /// A process task: named, with an owned serde input.
 #[amorsize::task]
@@ -190,6 +194,75 @@ pub fn nested_item(w: Work) -> u64 {
         .into_par_iter()
         .map(|j| hash_rounds(w.seed ^ (j << 40), w.rounds))
         .reduce(|| 0, |a, b| a ^ b)
+}
+
+/// Files row: reads a whole file and hashes it with SHA-256, as
+/// `paths.par_iter().map(|p| sha256(fs::read(p)))` does; the result is the digest's
+/// first eight bytes. A file that cannot be read (removed since the list was made)
+/// gives 0 rather than stopping the benchmark: every column sees the same.
+///
+/// Not a process task, though it could be one: the row measures the code a new user
+/// writes, a plain function or closure, for which `par_auto` never starts processes.
+pub fn files_item(path: PathBuf) -> u64 {
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&Sha256::digest(&bytes)[..8]);
+            u64::from_le_bytes(first)
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Byte classes of the tokens row's tokenizer.
+const SPACE: u8 = 0;
+const WORD: u8 = 1;
+const PUNCT: u8 = 2;
+
+/// The class of every byte: ASCII whitespace, word (letters, digits, `_` and the bytes
+/// of non-ASCII characters) or punctuation (everything else).
+const CLASS: [u8; 256] = {
+    let mut class = [PUNCT; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_whitespace() {
+            class[i] = SPACE;
+        } else if b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80 {
+            class[i] = WORD;
+        }
+        i += 1;
+    }
+    class
+};
+
+/// Tokens row: the number of tokens on one line of source. A token is an identifier
+/// or a number (a run of word bytes: `par_auto`, `0xff`, `1_000u64`) or one punctuation
+/// character; whitespace separates tokens. One table look-up a byte and no branch, as
+/// a hand-written lexer's first pass would be.
+///
+/// Not a process task: the row measures the code a new user writes, and its item
+/// borrows the shared text (`&str`), as lines split from a file do, where a task's
+/// input must be owned to be sent to a worker.
+pub fn tokens_item(line: &str) -> u64 {
+    let mut prev = SPACE;
+    let mut tokens = 0;
+    for &b in line.as_bytes() {
+        let class = CLASS[usize::from(b)];
+        // A token starts at every punctuation byte and at the first byte of a word.
+        tokens += u64::from(class == PUNCT || (class == WORD && prev != WORD));
+        prev = class;
+    }
+    tokens
+}
+
+/// Cpu-after-wait row: about 100 µs of hashing, as the heavy row, in a function of its
+/// own so the row has its own plan-cache entry.
+///
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
+pub fn after_wait_item(w: Work) -> u64 {
+    hash_rounds(w.seed, w.rounds)
 }
 
 // ---- the latency probe ---------------------------------------------------------------

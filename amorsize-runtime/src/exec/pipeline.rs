@@ -76,6 +76,24 @@ impl<T, A> Shared<T, A> {
             .unwrap_or_else(PoisonError::into_inner)
             .pop_front()
     }
+
+    /// Whether chunks wait in the queue.
+    fn queued(&self) -> bool {
+        !self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Counts one more running helper, if fewer than `most` run.
+    fn join(&self, most: usize) -> bool {
+        self.helpers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .is_ok()
+    }
 }
 
 /// Runs one chunk with a fresh stage state.
@@ -90,15 +108,27 @@ where
     }))
 }
 
-/// A helper: runs queued chunks until the queue is empty or the job stops.
-fn help<T, S, K>(shared: &Shared<T, K::Acc>, stage: &S, fold: &K)
+/// A helper: runs queued chunks until the queue is empty or the job stops. `helpers`
+/// is the most that may run at once.
+fn help<T, S, K>(shared: &Shared<T, K::Acc>, helpers: usize, stage: &S, fold: &K)
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    while !shared.stop.load(Ordering::Relaxed) {
-        let Some((seq, first, items)) = shared.pop() else {
-            break;
+    loop {
+        let next = if shared.stop.load(Ordering::Relaxed) {
+            None
+        } else {
+            shared.pop()
+        };
+        let Some((seq, first, items)) = next else {
+            shared.helpers.fetch_sub(1, Ordering::AcqRel);
+            // The caller may have queued chunks after the pop and, counting this helper
+            // as running, spawned none for them: take them back up if there is room.
+            if shared.stop.load(Ordering::Relaxed) || !shared.queued() || !shared.join(helpers) {
+                return;
+            }
+            continue;
         };
         let n = items.len();
         let r = run_chunk(stage, fold, first, items);
@@ -108,7 +138,6 @@ where
         // The receiver is gone only when the consumer stopped early.
         let _ = shared.results.send((seq, n, r));
     }
-    shared.helpers.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// An iterator over the partial results of each chunk, in input order, computed by the
@@ -183,8 +212,7 @@ where
     /// Queues chunks until the window is full or the source ends, and spawns helpers
     /// for them.
     fn fill(&mut self) {
-        let mut queued = 0;
-        {
+        let mut queued = {
             let mut queue = self
                 .shared
                 .queue
@@ -197,25 +225,15 @@ where
                 };
                 queue.push_back((self.next_send, first, items));
                 self.next_send += 1;
-                queued = queue.len();
             }
-        }
+            queue.len()
+        };
         // One helper per queued chunk at most, `helpers` in all.
-        while queued > 0 {
-            let running = self.shared.helpers.load(Ordering::Acquire);
-            if running >= self.helpers {
-                break;
-            }
-            if self
-                .shared
-                .helpers
-                .compare_exchange(running, running + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                continue;
-            }
-            let (shared, stage, fold) = (Arc::clone(&self.shared), self.stage, self.fold);
-            self.scope.spawn_job(move || help(&shared, stage, fold));
+        while queued > 0 && self.shared.join(self.helpers) {
+            let (shared, most) = (Arc::clone(&self.shared), self.helpers);
+            let (stage, fold) = (self.stage, self.fold);
+            self.scope
+                .spawn_job(move || help(&shared, most, stage, fold));
             queued -= 1;
         }
     }
