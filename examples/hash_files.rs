@@ -5,8 +5,8 @@
 //! decision in full). It writes a tree of 400 files (114 MiB) under the system temp
 //! directory, hashes it twice (page cache warm, then cold), and removes it.
 //!
-//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
-//! it was otherwise idle; timings move by 10-30% from run to run):
+//! What it gets with 2 CPUs available, and why (measured with nothing else running;
+//! timings move by 10-30% from run to run):
 //!
 //! - Page cache warm: `rayon x2, chunk 12: est. 1.87x serial (396 items x 190.3 us)`.
 //!   Reading a cached file is a memory copy, so the sample's thread CPU / wall ratio is
@@ -17,7 +17,7 @@
 //!   waits for the disk more than half of the time, so amorsize's blocking pool keeps
 //!   more reads in flight than there are cores. Serial 234.9 ms, par_auto 129.4 ms
 //!   (1.82x; 1.5x-2.0x over several runs); the model's 4.09x assumes the waits overlap
-//!   perfectly, which this disk does not give.
+//!   perfectly, which the disk did not give in these runs.
 //!
 //! Processes are never a candidate here: the work is a closure (the full plan says how
 //! to enable them).

@@ -5,8 +5,8 @@
 //! image, saves it as a PPM file under the system temp directory, loads it back,
 //! sharpens it, saves the result next to it, and removes both.
 //!
-//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
-//! it was otherwise idle; timings move by 10-30% from run to run):
+//! What it gets with 2 CPUs available, and why (measured with nothing else running;
+//! timings move by 10-30% from run to run):
 //!
 //! - Pass 1 (decode, blur each row horizontally): `rayon x2, chunk 83: est. 1.97x serial
 //!   (2138 items x 130.2 us)`.

@@ -5,8 +5,8 @@
 //! lines, default 300000). It writes the file under the system temp directory, parses
 //! it, and removes it.
 //!
-//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
-//! it was otherwise idle; timings move by 10-30% from run to run, more for parsing):
+//! What it gets with 2 CPUs available, and why (measured with nothing else running;
+//! timings move by 10-30% from run to run, more for parsing):
 //!
 //! - Totals (`fold_reduce` over the 300,000 parsed events): `rayon x2, chunk 5796: est.
 //!   1.46x serial (297000 items x 26 ns)`. Tens of nanoseconds an item, but 300,000 of
@@ -22,7 +22,8 @@
 //!   cannot tell how many lines are left, so amorsize assumes as many again as its 2 ms
 //!   sample saw, plans for a job of about 4 ms (rayon with small chunks, or serial when
 //!   the estimate falls below 1.2x, from one run to the next), and keeps that plan for
-//!   all 300,000 lines. 1.23x here, 0.7x-1.2x over several runs. Collect the lines first.
+//!   all 300,000 lines. 1.23x in that run, 0.7x-1.2x over several runs. Collect the
+//!   lines first.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -248,7 +249,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Totals over the parsed events: tens of nanoseconds per event. Measured before
     //    the parsing below, which frees millions of small strings on every repetition:
     //    the first large allocation after that pays for glibc consolidating the freed
-    //    chunks (tens of milliseconds here), whichever code makes it.
+    //    chunks (tens of milliseconds with the default 300,000 lines), whichever code
+    //    makes it.
     let mut plan = None;
     println!("net amount per country over {} events", events.len());
     compare(

@@ -6,8 +6,8 @@
 //! file under the system temp directory, reads them back, renders them serially,
 //! with amorsize's own choice and pinned to rayon, and removes the file.
 //!
-//! What it gets on a 2-core machine, and why (observed on a 2-vCPU VM while
-//! it was otherwise idle; timings move by 10-30% from run to run):
+//! What it gets with 2 CPUs available, and why (measured with nothing else running;
+//! timings move by 10-30% from run to run):
 //!
 //! `processes x2, chunk 12: est. 1.97x serial (1971 items x 416.8 us)`, because "threads
 //! do not scale (two-thread efficiency 0.44)": on two threads the labels queue on the

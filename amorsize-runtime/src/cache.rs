@@ -1,18 +1,25 @@
 //! The plan cache: one plan per call site, stage type, item type, input-size bucket,
 //! thread context and pinned options. A warm serial call site costs one lookup and no
 //! clock read.
+//!
+//! Behind it, what each call site measured: in this process for any input size
+//! ([`site`]), and across runs of the same executable in the disk cache
+//! ([`remembered`], [`remember`]), so a call whose per-item cost is known re-plans
+//! without sampling again.
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 
 use rustc_hash::FxHashMap;
 
 use crate::context::Context;
+use crate::disk::{self, Problem, Read, StableHasher, Store};
 use crate::options::Options;
-use crate::plan::{Backend, Plan};
+use crate::plan::{Backend, Origin, Plan};
 use crate::plumbing::CallSite;
 use crate::probe::MachineProfile;
+use crate::stats::SampleStats;
 
 /// Every this many uses of a cached plan, the call site is sampled and planned again,
 /// so a plan that has gone far off (the work or the machine changed) is re-made.
@@ -59,6 +66,13 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The same key for any input size: what identifies a call site's measurements.
+    fn any_size(&self) -> Key {
+        Key { bucket: 0, ..*self }
+    }
+}
+
 /// Input sizes within a power of two share a plan; unknown lengths have their own.
 fn bucket(len: Option<usize>) -> u8 {
     match len {
@@ -78,9 +92,19 @@ pub(crate) struct Entry {
     uses: AtomicU32,
 }
 
-fn table() -> &'static RwLock<FxHashMap<Key, Arc<Entry>>> {
-    static TABLE: OnceLock<RwLock<FxHashMap<Key, Arc<Entry>>>> = OnceLock::new();
+type Table = RwLock<FxHashMap<Key, Arc<Entry>>>;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(Default::default)
+}
+
+/// The latest sampled entry of each call site (keyed by [`Key::any_size`]), so a call
+/// with an input of another size bucket re-plans from what the site measured instead of
+/// sampling again.
+fn sites() -> &'static Table {
+    static SITES: OnceLock<Table> = OnceLock::new();
+    SITES.get_or_init(Default::default)
 }
 
 /// The cached plan for `key`, unless there is none or it is due for a re-check.
@@ -94,17 +118,100 @@ pub(crate) fn get(key: &Key) -> Option<Arc<Entry>> {
     (uses % RECHECK_EVERY != 0).then_some(entry)
 }
 
-/// Stores the plan made for `key`.
-pub(crate) fn put(key: Key, plan: Arc<Plan>, machine: Option<Arc<MachineProfile>>) {
+/// The latest entry made from a sample at `key`'s call site, for any input size.
+pub(crate) fn site(key: &Key) -> Option<Arc<Entry>> {
+    sites()
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key.any_size())
+        .cloned()
+}
+
+/// Stores the plan made for `key`; later hits see it as coming from the cache.
+pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
+    let mut plan = plan.clone();
+    plan.origin = Origin::Cache;
+    let sampled = plan.sample.items > 0;
     let entry = Arc::new(Entry {
-        plan,
+        plan: Arc::new(plan),
         machine,
         uses: AtomicU32::new(0),
     });
+    if sampled {
+        sites()
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.any_size(), Arc::clone(&entry));
+    }
     table()
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, entry);
+}
+
+/// The disk cache, opened on first use (never written from a worker process).
+pub(crate) fn disk() -> &'static Store {
+    static DISK: LazyLock<Store> = LazyLock::new(Store::open);
+    &DISK
+}
+
+/// The disk cache's kind for what a call site measured.
+const SITE_KIND: &str = "site";
+
+/// What a call site measured, as the disk cache keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    stats: SampleStats,
+}
+
+/// The disk cache's key for `key`: the executable (so a rebuilt program measures
+/// again), the call site, the stage's and the items' type names, the size bucket, the
+/// context and the options. `None` when the executable cannot be identified (deleted,
+/// say): nothing is kept then.
+pub(crate) fn disk_key<S, T>(site: &CallSite, key: &Key) -> Option<u64> {
+    let exe = disk::exe_identity()?;
+    let mut h = StableHasher::new();
+    h.write_u64(exe);
+    h.write_str(site.location.file());
+    h.write_u64(u64::from(site.location.line()));
+    h.write_u64(u64::from(site.location.column()));
+    h.write_str(std::any::type_name::<S>());
+    h.write_str(std::any::type_name::<T>());
+    h.write_u64(u64::from(key.bucket));
+    h.write_u64(key.context as u64);
+    h.write_str(key.backend.map_or("", Backend::name));
+    h.write_opt_u64(key.max_workers.map(|n| n as u64));
+    h.write_opt_u64(key.chunk_size.map(|n| n as u64));
+    h.write_u64(key.min_speedup);
+    Some(h.finish())
+}
+
+/// What an earlier run measured at this call site, if the disk cache has it; a
+/// damaged or stale entry is a [`Problem`] to report (it is rewritten later).
+pub(crate) fn remembered(disk_key: u64) -> Result<Option<SampleStats>, Problem> {
+    match disk().read::<Remembered>(SITE_KIND, disk_key) {
+        Read::Hit(r) => Ok(Some(r.stats)),
+        Read::Miss => Ok(None),
+        Read::Problem(p) => Err(p),
+    }
+}
+
+/// Keeps what this call site measured for later runs. Returns what went wrong, for the
+/// plan's reasons: a directory that cannot be written is named once per process, not
+/// on every job.
+pub(crate) fn remember(disk_key: u64, stats: &SampleStats) -> Vec<Problem> {
+    let stats = SampleStats {
+        remaining_items: None,
+        ..stats.clone()
+    };
+    let mut problems = disk().take_reports();
+    if let Err(p) = disk().write(SITE_KIND, disk_key, &Remembered { stats })
+        && !p.is_global()
+    {
+        problems.push(p);
+    }
+    problems.extend(disk().take_reports());
+    problems
 }
 
 #[cfg(test)]

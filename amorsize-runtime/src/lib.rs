@@ -5,6 +5,7 @@
 
 mod cache;
 mod context;
+mod disk;
 mod env;
 mod error;
 mod exec;
@@ -26,7 +27,7 @@ pub use error::{Error, ErrorKind};
 pub use iter::{AutoIter, ParAuto};
 pub use optimize::{Optimized, optimize};
 pub use options::{DEFAULT_MIN_SPEEDUP, Options};
-pub use plan::{Backend, Candidate, Estimate, NestedIn, ParseBackendError, Plan, Reason};
+pub use plan::{Backend, Candidate, Estimate, NestedIn, Origin, ParseBackendError, Plan, Reason};
 pub use probe::MachineProfile;
 pub use stats::SampleStats;
 

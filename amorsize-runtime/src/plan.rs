@@ -239,6 +239,20 @@ pub enum Reason {
         /// The backend the job runs on.
         backend: Backend,
     },
+    /// The disk cache could not be used as it should (a damaged or stale entry, a
+    /// directory that cannot be written); the job went on without it.
+    DiskCache {
+        /// What went wrong, naming the file or directory.
+        problem: String,
+    },
+    /// The plan came from what the call site measured before, and the first chunk
+    /// took a per-item time this far off: the plan was re-made for the next calls.
+    RecheckedOnFirstChunk {
+        /// Per-item time the plan was made with, in seconds.
+        expected_secs: f64,
+        /// Per-item time of the first chunk, in seconds.
+        measured_secs: f64,
+    },
 }
 
 fn secs(f: &mut fmt::Formatter<'_>, s: f64) -> fmt::Result {
@@ -355,6 +369,16 @@ impl fmt::Display for Reason {
                 "item_timeout does not apply on {backend}: only worker processes can be \
                  stopped in the middle of an item"
             ),
+            Reason::DiskCache { problem } => write!(f, "disk cache: {problem}"),
+            Reason::RecheckedOnFirstChunk {
+                expected_secs,
+                measured_secs,
+            } => {
+                f.write_str("re-made: the first chunk took ")?;
+                secs(f, *measured_secs)?;
+                f.write_str(" an item, the remembered plan expected ")?;
+                secs(f, *expected_secs)
+            }
         }
     }
 }
@@ -381,6 +405,42 @@ pub struct Candidate {
     pub backend: Backend,
     /// Its best configuration, or the reason it was excluded.
     pub estimate: Result<Estimate, Reason>,
+}
+
+/// Where a plan came from, so a log line or a hook can tell a decision measured now
+/// from one remembered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Made for this call: from a fresh sample, or without one (a switch, a full pin).
+    #[default]
+    Fresh,
+    /// This process's plan cache: the same call site, types, size bucket and options.
+    Cache,
+    /// Re-made from what this call site measured earlier in this process, for another
+    /// input size, without sampling again.
+    CallSite,
+    /// Re-made from what this call site measured in an earlier run of this executable,
+    /// kept in the disk cache.
+    Disk,
+}
+
+impl Origin {
+    /// How the plan's log line names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::Fresh => "fresh sample",
+            Origin::Cache => "this process's plan cache",
+            Origin::CallSite => "this call site's earlier sample",
+            Origin::Disk => "the disk cache",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 /// A decision: which backend, how many workers, what chunk size, and why.
@@ -412,6 +472,8 @@ pub struct Plan {
     pub fallbacks: Vec<Fallback>,
     /// Which call site or function decided, when known (for logs).
     pub label: Option<String>,
+    /// Where the plan came from: a fresh sample, a cache, or the disk.
+    pub origin: Origin,
 }
 
 impl Plan {
@@ -429,6 +491,7 @@ impl Plan {
             reasons: vec![reason],
             fallbacks: Vec::new(),
             label: None,
+            origin: Origin::Fresh,
         }
     }
 
@@ -497,6 +560,9 @@ impl fmt::Display for Plan {
             (Some(r), None) => write!(f, "; {r}")?,
             (None, _) => {}
         }
+        if self.origin != Origin::Fresh {
+            write!(f, " (from {})", self.origin)?;
+        }
         if f.alternate() {
             self.fmt_breakdown(f)?;
         }
@@ -558,6 +624,7 @@ impl Plan {
                 }
             }
         }
+        writeln!(f, "  origin: {}", self.origin)?;
         writeln!(f, "  reasons:")?;
         for r in &self.reasons {
             writeln!(f, "    - {r}")?;

@@ -13,8 +13,8 @@ use crate::exec::ProcessWorkers;
 use crate::exec::{self, Rest, Run};
 use crate::model;
 use crate::options::{Options, SERIAL_BUILD};
-use crate::plan::{Backend, NestedIn, Plan, Reason};
-use crate::plumbing::{CallSite, ChunkFold, Finish, Stage};
+use crate::plan::{Backend, NestedIn, Origin, Plan, Reason};
+use crate::plumbing::{CallSite, ChunkFold, Finish, FirstChunk, Stage};
 use crate::probe;
 use crate::progress::Progress;
 use crate::sample;
@@ -91,7 +91,24 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     /// Why worker processes cannot be trusted with this job's task, when the job is
     /// pinned to them (an automatic choice just excludes them).
     refused: Option<String>,
+    /// Set when the plan was re-made from what the call site measured before: the
+    /// first chunk's time per item is compared with the one the plan assumed.
+    recheck: Option<Recheck>,
 }
+
+/// What a plan re-made without a sample needs to be checked, and re-made again if it
+/// is far off.
+struct Recheck {
+    key: Key,
+    disk_key: Option<u64>,
+    options: Options,
+    machine: Arc<probe::MachineProfile>,
+    stats: model::SampleStats,
+}
+
+/// How far (as a factor, either way) the first chunk's time per item may be from the
+/// remembered one before the plan is re-made.
+const RECHECK_FACTOR: f64 = 2.0;
 
 /// A plan with what it needs to run: on processes, its workers or why there are none.
 #[cfg(unix)]
@@ -143,6 +160,7 @@ where
             machine: None,
             item_timeout: auto.item_timeout,
             refused: None,
+            recheck: None,
         }
     }
 
@@ -188,9 +206,10 @@ where
                     let options = self.effective_options(env);
                     let mut stats = entry.plan.sample.clone();
                     stats.remaining_items = Some(n);
-                    let plan = model::plan(&stats, machine, &options);
+                    let mut plan = model::plan(&stats, machine, &options);
+                    plan.origin = Origin::Cache;
                     let plan = Arc::new(self.label(plan));
-                    cache::put(key, Arc::clone(&plan), Some(Arc::clone(machine)));
+                    cache::put(key, &plan, Some(Arc::clone(machine)));
                     plan
                 }
                 _ => Arc::clone(&entry.plan),
@@ -204,18 +223,103 @@ where
 
         let options = self.effective_options(env);
         let pinned = options.backend.unwrap_or(Backend::Serial);
-        let plan = if self.options.fully_pinned() && options.excluded(pinned).is_none() {
-            model::fully_pinned(&options, len, probe::profile().cpu_budget)
+        let fully_pinned = self.options.fully_pinned() && options.excluded(pinned).is_none();
+        let mut problems = Vec::new();
+        let disk_key = if fully_pinned {
+            None
         } else {
-            self.sample_and_plan(len, &options)
+            cache::disk_key::<S, I::Item>(&self.site, &key)
         };
-        let plan = Arc::new(self.label(plan));
+        let plan = if fully_pinned {
+            model::fully_pinned(&options, len, probe::profile().cpu_budget)
+        } else if let Some(plan) =
+            self.replan_from_known(key, disk_key, len, &options, &mut problems)
+        {
+            plan
+        } else {
+            let plan = self.sample_and_plan(len, &options);
+            // Kept for later runs; a task refused for processes is checked again.
+            if let Some(dk) = disk_key
+                && plan.sample.items > 0
+                && self.refused.is_none()
+            {
+                problems.extend(cache::remember(dk, &plan.sample));
+            }
+            plan
+        };
+        let mut plan = self.label(plan);
+        plan.reasons
+            .extend(problems.into_iter().map(|p| Reason::DiskCache {
+                problem: p.to_string(),
+            }));
+        let plan = Arc::new(plan);
         // A task refused for processes is checked again on the next call.
         if self.refused.is_none() {
-            cache::put(key, Arc::clone(&plan), self.machine.take());
+            cache::put(key, &plan, self.machine.clone());
         }
         let plan = self.provision(plan, env);
         self.announce(plan, false)
+    }
+
+    /// A plan re-made from what this call site measured before, without sampling: in
+    /// this process for another input size, else in an earlier run (the disk cache).
+    /// The job then checks it on its first chunk. `None` when nothing is known, or when
+    /// the plan would use worker processes from a remembered sample: only a fresh one
+    /// checks that a worker computes what the caller does.
+    fn replan_from_known(
+        &mut self,
+        key: Key,
+        disk_key: Option<u64>,
+        len: Option<usize>,
+        options: &Options,
+        problems: &mut Vec<crate::disk::Problem>,
+    ) -> Option<Plan> {
+        let (stats, machine, origin) = match cache::site(&key) {
+            Some(entry) => (
+                entry.plan.sample.clone(),
+                entry.machine.clone(),
+                Origin::CallSite,
+            ),
+            None => match cache::remembered(disk_key?) {
+                Ok(Some(stats)) => (stats, None, Origin::Disk),
+                Ok(None) => return None,
+                Err(p) => {
+                    problems.push(p);
+                    return None;
+                }
+            },
+        };
+        if stats.items == 0 {
+            return None;
+        }
+        let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
+        let mut stats = stats;
+        stats.remaining_items = len.or_else(|| remaining_estimate(self.source.size_hint()));
+        let mut plan = model::plan(&stats, &machine, options);
+        if origin == Origin::Disk && plan.backend == Backend::Processes {
+            return None;
+        }
+        plan.origin = origin;
+        if plan.backend != Backend::Serial {
+            self.recheck = Some(Recheck {
+                key,
+                disk_key,
+                options: options.clone(),
+                machine: Arc::clone(&machine),
+                stats,
+            });
+        }
+        self.machine = Some(machine);
+        Some(plan)
+    }
+
+    /// The machine as the model sees it from this thread.
+    fn machine(&self) -> probe::MachineProfile {
+        let mut machine = probe::profile().clone();
+        if self.context == Context::RayonWorker {
+            machine.rayon_threads = rayon::current_num_threads();
+        }
+        machine
     }
 
     /// What a plan needs before it runs: on processes, its workers, started now so the
@@ -332,10 +436,7 @@ where
             return plan;
         }
         stats.remaining_items = remaining_estimate(self.source.size_hint());
-        let mut machine = probe::profile().clone();
-        if self.context == Context::RayonWorker {
-            machine.rayon_threads = rayon::current_num_threads();
-        }
+        let mut machine = self.machine();
         let mut options = options.clone();
         if let Some(plan) = self.measure_more(&mut stats, &mut machine, &mut options) {
             return plan;
@@ -466,6 +567,8 @@ where
             exhausted,
             progress,
             item_timeout,
+            recheck,
+            site,
             ..
         } = self;
         let Decision {
@@ -474,6 +577,7 @@ where
             workers,
         } = decision;
         let _span = span!("execute");
+        let timing = recheck.as_ref().map(|_| FirstChunk::default());
         let out = if exhausted {
             fin.done(&fold, head)
         } else {
@@ -483,6 +587,7 @@ where
                 head,
                 state,
                 progress: &progress,
+                timing: timing.as_ref(),
             };
             let run = Run {
                 plan: &plan,
@@ -494,7 +599,41 @@ where
             exec::execute(run, &stage, &fold, fin, rest)
         };
         progress.finish();
+        if let (Some(recheck), Some(measured)) = (recheck, timing.and_then(|t| t.per_item_secs())) {
+            recheck.check(measured, &plan, site);
+        }
         out
+    }
+}
+
+impl Recheck {
+    /// Re-makes the plan for the next calls if the first chunk's time per item is more
+    /// than [`RECHECK_FACTOR`] off the remembered one, and keeps the corrected
+    /// measurement (in this process and on disk).
+    fn check(self, measured: f64, plan: &Plan, site: CallSite) {
+        let expected = self.stats.mean_item_secs;
+        if !(expected > 0.0 && measured > 0.0) {
+            return;
+        }
+        let ratio = measured / expected;
+        if (1.0 / RECHECK_FACTOR..=RECHECK_FACTOR).contains(&ratio) {
+            return;
+        }
+        let mut stats = self.stats;
+        stats.mean_item_secs = measured;
+        let mut remade = model::plan(&stats, &self.machine, &self.options);
+        remade.label = Some(site.to_string());
+        remade.reasons.push(Reason::RecheckedOnFirstChunk {
+            expected_secs: expected,
+            measured_secs: measured,
+        });
+        if env::config().log != LogLevel::Off {
+            eprintln!("amorsize: {remade} (was: {})", plan.backend);
+        }
+        if let Some(dk) = self.disk_key {
+            cache::remember(dk, &stats);
+        }
+        cache::put(self.key, &remade, Some(self.machine));
     }
 }
 /// The exact length, when the size hint pins it.

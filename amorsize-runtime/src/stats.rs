@@ -12,7 +12,7 @@
 /// stats.remaining_items = Some(10_000);
 /// assert_eq!(stats.cpu_ratio, 1.0);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct SampleStats {
     /// Items processed by the sample (their results are kept).

@@ -5,8 +5,8 @@ use std::error::Error;
 
 use plotters::prelude::*;
 
-use crate::measure::RowResult;
 use crate::report::Ratios;
+use crate::results::RowResult;
 
 const COLUMNS: [(&str, RGBColor); 5] = [
     ("rayon", RGBColor(230, 159, 0)),

@@ -15,10 +15,16 @@
 //! the benchmark starts itself for the cold column. The Processes backend joins the
 //! pinned grid through [`work::PROCESSES`].
 
+mod calls;
 mod chart;
+mod cold;
+mod grid;
+mod latency;
 mod measure;
 mod report;
+mod results;
 mod rows;
+mod targets;
 mod watchdog;
 mod work;
 
@@ -108,7 +114,7 @@ fn main() -> ExitCode {
             eprintln!("bench: --cold needs --cal from the parent benchmark");
             return ExitCode::from(2);
         };
-        measure::cold_child(row, &cal, args.quick);
+        cold::cold_child(row, &cal, args.quick);
         return ExitCode::SUCCESS;
     }
 
@@ -166,7 +172,7 @@ fn main() -> ExitCode {
             "bench: planning overhead [{:.0} s]",
             start.elapsed().as_secs_f64()
         );
-        measure::measure_latency(&ctx)
+        latency::measure_latency(&ctx)
     });
 
     machine.load_end = report::loadavg();

@@ -175,9 +175,10 @@ pub const SLEEP_MICROS: u32 = 10_000;
 pub const MIXED_SLEEP_MICROS: u32 = 1_000;
 pub const BIG_BYTES: usize = 1 << 20;
 /// Items of the files row. Reading and hashing a `*.rs` file of a cargo registry
-/// (13 KiB on average) takes 13-20 µs on a 2-CPU VM with SHA-NI, so 16,000 make a serial
-/// run of about 0.3 s; a registry holds a few thousand such files, so the list cycles
-/// through them (each file is hashed about three times). Quick: about one pass.
+/// (13 KiB on average) takes 13-20 µs on a CPU with SHA-NI (measured with 2 CPUs
+/// available), so 16,000 make a serial run of about 0.3 s; a registry holds a few
+/// thousand such files, so the list cycles through them (each file is hashed about
+/// three times). Quick: about one pass.
 pub const FILES_FULL: usize = 16_000;
 pub const FILES_QUICK: usize = 4_000;
 /// The waiting job before each run of the cpu-after-wait row.

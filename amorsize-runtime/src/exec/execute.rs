@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use super::pipeline::Work;
 use super::{Pipeline, Windowed};
 use crate::context::Context;
 use crate::plan::{Backend, Plan};
-use crate::plumbing::{ChunkFold, Chunker, Finish, Stage};
+use crate::plumbing::{ChunkFold, Chunker, Finish, FirstChunk, Stage};
 use crate::progress::Progress;
 
 /// Worker processes taken for a job planned on them, or why there are none.
@@ -23,6 +24,9 @@ pub(crate) struct Rest<'p, I, A, St> {
     /// The sample's stage state, if there was a sample.
     pub state: Option<St>,
     pub progress: &'p Progress,
+    /// Where to record the first chunk's time per item, when the plan is to be checked
+    /// on it (a plan re-made from what the call site measured before).
+    pub timing: Option<&'p FirstChunk>,
 }
 
 impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
@@ -78,16 +82,26 @@ where
             fin.chunks(fold, head, accs)
         }
         Backend::Rayon => rayon::in_place_scope(|s| {
+            let work = Work {
+                stage,
+                fold,
+                timing: rest.timing,
+            };
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
             let window = crate::limits::in_flight_chunks(workers);
-            let accs = Pipeline::start(s, stage, fold, chunks, workers, window, progress);
+            let accs = Pipeline::start(s, work, chunks, workers, window, progress);
             fin.chunks(fold, head, accs)
         }),
         // The caller is one of the workers: the pool runs the others.
         Backend::Threads => super::blocking::scope(workers - 1, |s| {
+            let work = Work {
+                stage,
+                fold,
+                timing: rest.timing,
+            };
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
             let window = crate::limits::in_flight_chunks(workers);
-            let accs = Pipeline::start(s, stage, fold, chunks, workers, window, progress);
+            let accs = Pipeline::start(s, work, chunks, workers, window, progress);
             fin.chunks(fold, head, accs)
         }),
         #[cfg(unix)]
@@ -145,6 +159,7 @@ where
         head,
         state,
         progress,
+        ..
     } = rest;
     let mut st = state.unwrap_or_else(|| stage.state());
     if progress.enabled() {

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::blocking;
 use crate::context::{Context, acting_as};
-use crate::plumbing::{ChunkFold, Chunker, Stage};
+use crate::plumbing::{ChunkFold, Chunker, FirstChunk, Stage};
 use crate::progress::Progress;
 
 /// Where helper tasks run: a rayon scope, or a scope of the blocking pool.
@@ -96,21 +96,50 @@ impl<T, A> Shared<T, A> {
     }
 }
 
-/// Runs one chunk with a fresh stage state.
-fn run_chunk<T, S, K>(stage: &S, fold: &K, first: usize, items: Vec<T>) -> thread::Result<K::Acc>
+/// What every worker of a job runs a chunk with: the stage, the fold of its outputs,
+/// and, when the job checks its plan on the first chunk, where to record its time.
+pub(crate) struct Work<'a, S, K> {
+    pub stage: &'a S,
+    pub fold: &'a K,
+    pub timing: Option<&'a FirstChunk>,
+}
+
+impl<S, K> Clone for Work<'_, S, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, K> Copy for Work<'_, S, K> {}
+
+/// Runs one chunk with a fresh stage state, timing it if the job checks its plan on
+/// the first chunk.
+fn run_chunk<T, S, K>(work: Work<'_, S, K>, first: usize, items: Vec<T>) -> thread::Result<K::Acc>
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    catch_unwind(AssertUnwindSafe(|| {
-        let mut st = stage.state();
-        fold.fold(stage.serial(&mut st, first, items.into_iter()))
-    }))
+    let Work {
+        stage,
+        fold,
+        timing,
+    } = work;
+    let n = items.len();
+    let run = || {
+        catch_unwind(AssertUnwindSafe(|| {
+            let mut st = stage.state();
+            fold.fold(stage.serial(&mut st, first, items.into_iter()))
+        }))
+    };
+    match timing {
+        Some(t) => t.time(n, run),
+        None => run(),
+    }
 }
 
 /// A helper: runs queued chunks until the queue is empty or the job stops. `helpers`
 /// is the most that may run at once.
-fn help<T, S, K>(shared: &Shared<T, K::Acc>, helpers: usize, stage: &S, fold: &K)
+fn help<T, S, K>(shared: &Shared<T, K::Acc>, helpers: usize, work: Work<'_, S, K>)
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
@@ -131,7 +160,7 @@ where
             continue;
         };
         let n = items.len();
-        let r = run_chunk(stage, fold, first, items);
+        let r = run_chunk(work, first, items);
         if r.is_err() {
             shared.stop.store(true, Ordering::Relaxed);
         }
@@ -152,8 +181,7 @@ where
     K: ChunkFold<S::Out>,
 {
     scope: &'s Sp,
-    stage: &'a S,
-    fold: &'a K,
+    work: Work<'a, S, K>,
     src: Chunker<Src>,
     shared: Arc<Shared<T, K::Acc>>,
     received: Receiver<Outcome<K::Acc>>,
@@ -179,8 +207,7 @@ where
     /// in `scope`, with at most `window` chunks in flight.
     pub(crate) fn start(
         scope: &'s Sp,
-        stage: &'a S,
-        fold: &'a K,
+        work: Work<'a, S, K>,
         src: Chunker<Src>,
         workers: usize,
         window: usize,
@@ -189,8 +216,7 @@ where
         let (results, received) = unbounded();
         Pipeline {
             scope,
-            stage,
-            fold,
+            work,
             src,
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
@@ -231,9 +257,8 @@ where
         // One helper per queued chunk at most, `helpers` in all.
         while queued > 0 && self.shared.join(self.helpers) {
             let (shared, most) = (Arc::clone(&self.shared), self.helpers);
-            let (stage, fold) = (self.stage, self.fold);
-            self.scope
-                .spawn_job(move || help(&shared, most, stage, fold));
+            let work = self.work;
+            self.scope.spawn_job(move || help(&shared, most, work));
             queued -= 1;
         }
     }
@@ -286,9 +311,7 @@ where
             // Nothing to emit yet: work instead of waiting.
             if let Some((seq, first, items)) = self.shared.pop() {
                 let n = items.len();
-                let r = acting_as(Sp::CONTEXT, || {
-                    run_chunk(self.stage, self.fold, first, items)
-                });
+                let r = acting_as(Sp::CONTEXT, || run_chunk(self.work, first, items));
                 self.record((seq, n, r));
                 continue;
             }

@@ -207,6 +207,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         reasons: Vec::new(),
         fallbacks: machine.fallbacks.clone(),
         label: None,
+        origin: crate::plan::Origin::Fresh,
     };
 
     let costs = PARALLEL.map(|b| Cost::new(b, &work, &machine_in));

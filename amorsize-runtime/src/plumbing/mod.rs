@@ -10,13 +10,16 @@
 //! - [`Finish`] and [`Items`]: how a consumer receives the sampled head, then the rest
 //!   (serially, or chunk by chunk), in input order.
 //! - [`CallSite`]: where a pipeline was written.
+//! - [`FirstChunk`]: how long the first finished chunk took, to check a remembered plan.
 
 mod chunker;
+mod first_chunk;
 mod fold;
 mod site;
 mod stage;
 
 pub(crate) use chunker::Chunker;
+pub(crate) use first_chunk::FirstChunk;
 pub(crate) use fold::{ChunkFold, Finish, Items, KeepOutputs};
 pub(crate) use site::CallSite;
 pub(crate) use stage::sealed;

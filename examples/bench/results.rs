@@ -1,0 +1,185 @@
+//! What measuring a row produces: the plans a call site announced, the statistics of a
+//! column's times, the cold runs as the subprocesses reported them, and the row's
+//! result.
+
+use amorsize::{Backend, Plan};
+
+use crate::grid::Pin;
+use crate::rows::RowId;
+
+/// What a plan said, without its allocations (recorded on every warm call).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanInfo {
+    pub backend: Backend,
+    pub workers: usize,
+    pub chunk: usize,
+    pub estimated_speedup: f64,
+    pub sample_items: usize,
+    pub sample_secs: f64,
+}
+
+impl PlanInfo {
+    fn of(p: &Plan) -> PlanInfo {
+        PlanInfo {
+            backend: p.backend,
+            workers: p.workers,
+            chunk: p.chunk_size,
+            estimated_speedup: p.estimated_speedup,
+            sample_items: p.sample.items,
+            sample_secs: p.sample.sample_secs,
+        }
+    }
+
+    /// Backend, workers and chunk, as in [`Pin`].
+    pub fn short(&self) -> String {
+        match self.backend {
+            Backend::Serial => "serial".to_string(),
+            b => format!("{b} x{} c{}", self.workers, self.chunk),
+        }
+    }
+
+    fn same_choice(&self, o: &PlanInfo) -> bool {
+        (self.backend, self.workers, self.chunk) == (o.backend, o.workers, o.chunk)
+    }
+}
+
+/// The plans one call site announced: the first one's text, and each distinct choice
+/// with how often it was made.
+#[derive(Debug, Default)]
+pub struct PlanLog {
+    pub text: Option<String>,
+    pub seen: Vec<(PlanInfo, usize)>,
+}
+
+impl PlanLog {
+    pub fn record(&mut self, p: &Plan) {
+        if self.text.is_none() {
+            // Without the call-site label: it is this file's one `par_auto` line.
+            let mut unlabelled = p.clone();
+            unlabelled.label = None;
+            self.text = Some(unlabelled.to_string());
+        }
+        let info = PlanInfo::of(p);
+        match self.seen.iter_mut().find(|(i, _)| i.same_choice(&info)) {
+            Some((i, n)) => {
+                *i = info;
+                *n += 1;
+            }
+            None => self.seen.push((info, 1)),
+        }
+    }
+
+    /// The choice made most often.
+    pub fn main(&self) -> Option<PlanInfo> {
+        self.seen.iter().max_by_key(|(_, n)| *n).map(|(i, _)| *i)
+    }
+}
+
+/// Median, quartiles and count of one column's times, in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Stat {
+    pub median: f64,
+    pub q1: f64,
+    pub q3: f64,
+    pub n: usize,
+}
+
+impl Stat {
+    pub fn of(times: &[f64]) -> Stat {
+        let mut v = times.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n == 0 {
+            return Stat {
+                median: f64::NAN,
+                q1: f64::NAN,
+                q3: f64::NAN,
+                n,
+            };
+        }
+        Stat {
+            median: v[n / 2],
+            q1: v[n / 4],
+            q3: v[(3 * n) / 4],
+            n,
+        }
+    }
+
+    /// Interquartile range over the median.
+    pub fn spread(&self) -> f64 {
+        (self.q3 - self.q1) / self.median
+    }
+}
+
+/// One cold run, as the subprocess reported it.
+#[derive(Clone, Debug)]
+pub struct Cold {
+    pub secs: f64,
+    pub digest: u64,
+    pub plan: PlanInfo,
+    pub text: String,
+    pub first_parallel: Option<f64>,
+}
+
+/// Everything measured for one row.
+#[derive(Debug)]
+pub struct RowResult {
+    pub row: RowId,
+    pub items: usize,
+    pub reps: usize,
+    pub serial: Stat,
+    pub rayon: Stat,
+    pub orx: Stat,
+    pub pinned: Stat,
+    /// The best point of the pinned grid, if the grid had any.
+    pub best_pin: Option<Pin>,
+    /// Median of the best point in screening (before its fresh re-measurement).
+    pub pinned_screened: f64,
+    /// What the grid held.
+    pub grid_note: String,
+    /// Why the grid has no Processes points, when it has none.
+    pub processes_note: Option<String>,
+    pub warm: Stat,
+    pub warm_plans: PlanLog,
+    pub cold: Stat,
+    pub cold_runs: Vec<Cold>,
+    /// Cold subprocesses killed for running past the hang limit.
+    pub cold_hung: usize,
+    /// Median over rounds of (warm − serial) within the same round, in seconds.
+    pub warm_minus_serial: f64,
+    /// The plans of the untimed waiting job, on a row that [waits
+    /// first](RowId::wait_first).
+    pub waiting_plans: Option<PlanLog>,
+}
+
+impl RowResult {
+    /// The fastest of the columns that are not `par_auto`, and its time.
+    pub fn best_column(&self) -> (&'static str, f64) {
+        [
+            ("serial", self.serial.median),
+            ("rayon", self.rayon.median),
+            ("orx", self.orx.median),
+            ("pinned", self.pinned.median),
+        ]
+        .into_iter()
+        .filter(|c| c.1.is_finite())
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or(("serial", self.serial.median))
+    }
+
+    /// The most common cold plan.
+    pub fn cold_plan(&self) -> Option<&Cold> {
+        let mut best: Option<(&Cold, usize)> = None;
+        for c in &self.cold_runs {
+            let n = self
+                .cold_runs
+                .iter()
+                .filter(|o| o.plan.same_choice(&c.plan))
+                .count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((c, n));
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+}
