@@ -9,12 +9,12 @@
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use rustc_hash::FxHashMap;
 
 use crate::context::Context;
-use crate::disk::{self, Problem, Read, StableHasher, Store};
+use crate::disk::{self, Problem, Read, StableHasher};
 use crate::options::Options;
 use crate::plan::{Backend, Origin, Plan};
 use crate::plumbing::CallSite;
@@ -149,26 +149,26 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
         .insert(key, entry);
 }
 
-/// The disk cache, opened on first use (never written from a worker process).
-pub(crate) fn disk() -> &'static Store {
-    static DISK: LazyLock<Store> = LazyLock::new(Store::open);
-    &DISK
-}
-
 /// The disk cache's kind for what a call site measured.
 const SITE_KIND: &str = "site";
 
 /// What a call site measured, as the disk cache keeps it.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Remembered {
-    stats: SampleStats,
+pub(crate) struct Remembered {
+    pub stats: SampleStats,
+    /// The input ended inside the sample: a call of no more items runs serially
+    /// without consulting the model (nor measuring the machine).
+    pub ended_in_sample: bool,
 }
 
 /// The disk cache's key for `key`: the executable (so a rebuilt program measures
 /// again), the call site, the stage's and the items' type names, the size bucket, the
-/// context and the options. `None` when the executable cannot be identified (deleted,
-/// say): nothing is kept then.
+/// context and the options. `None` when the cache is off, or the executable cannot be
+/// identified (deleted, say): nothing is kept then.
 pub(crate) fn disk_key<S, T>(site: &CallSite, key: &Key) -> Option<u64> {
+    if !disk::store().enabled() {
+        return None;
+    }
     let exe = disk::exe_identity()?;
     let mut h = StableHasher::new();
     h.write_u64(exe);
@@ -188,9 +188,9 @@ pub(crate) fn disk_key<S, T>(site: &CallSite, key: &Key) -> Option<u64> {
 
 /// What an earlier run measured at this call site, if the disk cache has it; a
 /// damaged or stale entry is a [`Problem`] to report (it is rewritten later).
-pub(crate) fn remembered(disk_key: u64) -> Result<Option<SampleStats>, Problem> {
-    match disk().read::<Remembered>(SITE_KIND, disk_key) {
-        Read::Hit(r) => Ok(Some(r.stats)),
+pub(crate) fn remembered(disk_key: u64) -> Result<Option<Remembered>, Problem> {
+    match disk::store().read::<Remembered>(SITE_KIND, disk_key) {
+        Read::Hit(r) => Ok(Some(r)),
         Read::Miss => Ok(None),
         Read::Problem(p) => Err(p),
     }
@@ -199,18 +199,22 @@ pub(crate) fn remembered(disk_key: u64) -> Result<Option<SampleStats>, Problem> 
 /// Keeps what this call site measured for later runs. Returns what went wrong, for the
 /// plan's reasons: a directory that cannot be written is named once per process, not
 /// on every job.
-pub(crate) fn remember(disk_key: u64, stats: &SampleStats) -> Vec<Problem> {
+pub(crate) fn remember(disk_key: u64, stats: &SampleStats, ended_in_sample: bool) -> Vec<Problem> {
     let stats = SampleStats {
         remaining_items: None,
         ..stats.clone()
     };
-    let mut problems = disk().take_reports();
-    if let Err(p) = disk().write(SITE_KIND, disk_key, &Remembered { stats })
+    let mut problems = disk::store().take_reports();
+    let entry = Remembered {
+        stats,
+        ended_in_sample,
+    };
+    if let Err(p) = disk::store().write(SITE_KIND, disk_key, &entry)
         && !p.is_global()
     {
         problems.push(p);
     }
-    problems.extend(disk().take_reports());
+    problems.extend(disk::store().take_reports());
     problems
 }
 

@@ -23,6 +23,7 @@ mod run;
 mod sample;
 mod stats;
 
+pub use disk::clear_cache;
 pub use error::{Error, ErrorKind};
 pub use iter::{AutoIter, ParAuto};
 pub use optimize::{Optimized, optimize};

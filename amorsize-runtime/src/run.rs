@@ -243,7 +243,8 @@ where
                 && plan.sample.items > 0
                 && self.refused.is_none()
             {
-                problems.extend(cache::remember(dk, &plan.sample));
+                let ended = matches!(plan.main_reason(), Some(Reason::InputEndedInSample { .. }));
+                problems.extend(cache::remember(dk, &plan.sample, ended));
             }
             plan
         };
@@ -274,14 +275,18 @@ where
         options: &Options,
         problems: &mut Vec<crate::disk::Problem>,
     ) -> Option<Plan> {
-        let (stats, machine, origin) = match cache::site(&key) {
+        let (stats, ended, machine, origin) = match cache::site(&key) {
             Some(entry) => (
                 entry.plan.sample.clone(),
+                matches!(
+                    entry.plan.main_reason(),
+                    Some(Reason::InputEndedInSample { .. })
+                ),
                 entry.machine.clone(),
                 Origin::CallSite,
             ),
             None => match cache::remembered(disk_key?) {
-                Ok(Some(stats)) => (stats, None, Origin::Disk),
+                Ok(Some(r)) => (r.stats, r.ended_in_sample, None, Origin::Disk),
                 Ok(None) => return None,
                 Err(p) => {
                     problems.push(p);
@@ -291,6 +296,14 @@ where
         };
         if stats.items == 0 {
             return None;
+        }
+        // The whole input fitted in the sample last time, and this one is no longer:
+        // plain serial code, without the model or the machine's profile.
+        if ended && len.is_some_and(|n| n <= stats.items) {
+            let mut plan = Plan::serial(Reason::InputEndedInSample { items: stats.items });
+            plan.sample = stats;
+            plan.origin = origin;
+            return Some(plan);
         }
         let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
         let mut stats = stats;
@@ -537,6 +550,7 @@ where
                 workers = plan.workers,
                 chunk_size = plan.chunk_size,
                 estimated_speedup = plan.estimated_speedup,
+                origin = %plan.origin,
                 "plan: {plan}"
             );
         }
@@ -631,7 +645,7 @@ impl Recheck {
             eprintln!("amorsize: {remade} (was: {})", plan.backend);
         }
         if let Some(dk) = self.disk_key {
-            cache::remember(dk, &stats);
+            cache::remember(dk, &stats, false);
         }
         cache::put(self.key, &remade, Some(self.machine));
     }

@@ -8,13 +8,17 @@ use plotters::prelude::*;
 use crate::report::Ratios;
 use crate::results::RowResult;
 
-const COLUMNS: [(&str, RGBColor); 5] = [
+const COLUMNS: [(&str, RGBColor); 6] = [
     ("rayon", RGBColor(230, 159, 0)),
     ("orx-parallel", RGBColor(86, 180, 233)),
     ("best pinned", RGBColor(0, 158, 115)),
     ("par_auto cold", RGBColor(204, 121, 167)),
+    ("par_auto cold+disk", RGBColor(213, 94, 0)),
     ("par_auto warm", RGBColor(0, 114, 178)),
 ];
+
+/// The warm column's colour, which the scatter of predicted vs measured (warm) uses.
+const WARM: RGBColor = COLUMNS[5].1;
 
 /// Writes the chart to `path`.
 pub fn write_svg(path: &str, rows: &[RowResult], title: &str) -> Result<(), Box<dyn Error>> {
@@ -39,11 +43,11 @@ fn bars<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let ratios: Vec<[f64; 5]> = rows
+    let ratios: Vec<[f64; COLUMNS.len()]> = rows
         .iter()
         .map(|r| {
             let q = Ratios::of(r);
-            [q.rayon, q.orx, q.pinned, q.cold, q.warm]
+            [q.rayon, q.orx, q.pinned, q.cold, q.cold_disk, q.warm]
         })
         .collect();
     let all = ratios.iter().flatten().copied().filter_map(finite);
@@ -158,11 +162,10 @@ where
         });
         chart.draw_series(dashes)?;
     }
-    let blue = COLUMNS[4].1;
     chart.draw_series(
         points
             .iter()
-            .map(|(_, p, m)| Circle::new((*p, *m), 5, blue.filled())),
+            .map(|(_, p, m)| Circle::new((*p, *m), 5, WARM.filled())),
     )?;
     chart.draw_series(points.iter().map(|(name, p, m)| {
         Text::new(

@@ -1,11 +1,16 @@
 //! `par_auto` cold: the parent starts `bench --cold ROW` as a fresh subprocess of this
-//! binary, kills it past the hang limit and parses its one-line report; the child makes
-//! the process's first `par_auto` call and prints that report.
+//! binary, with the disk cache directory it chooses, kills it past the hang limit and
+//! parses its one-line report; the child makes the process's first `par_auto` call and
+//! prints that report.
 
 use std::cell::RefCell;
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use amorsize::Origin;
 
 use crate::calls::{auto_call, digest, waiting_job};
 use crate::measure::Ctx;
@@ -19,12 +24,46 @@ pub fn hang_limit(serial_secs: f64) -> f64 {
     30.0 + 30.0 * serial_secs
 }
 
-/// Runs `bench --cold ROW` and parses its report; `None` if it ran past `limit` seconds
-/// (it is killed).
-pub fn cold_subprocess(ctx: &Ctx, row: RowId, limit: f64) -> Option<Cold> {
+/// A fresh, empty disk cache directory under the system's temporary directory, removed
+/// when dropped.
+///
+/// Plans on disk are keyed by the executable, and every cold subprocess is this same
+/// binary: with the user's cache directory, each run would find what the benchmark's
+/// earlier runs (or the parent itself) wrote, and "cold" would quietly turn warm.
+#[derive(Debug)]
+pub struct CacheDir(PathBuf);
+
+impl CacheDir {
+    pub fn fresh() -> CacheDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("amorsize-bench-cache-{}-{n}", std::process::id()));
+        // A leftover of an earlier process with the same id would not be empty.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary disk cache directory");
+        CacheDir(dir)
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `bench --cold ROW` with `cache` as its disk cache directory and parses its
+/// report; `None` if it ran past `limit` seconds (it is killed).
+///
+/// `AMORSIZE_CACHE` is removed from the child's environment: the cold columns measure
+/// what a program gets with the library's defaults, whatever the shell that started
+/// the benchmark set.
+pub fn cold_subprocess(ctx: &Ctx, row: RowId, limit: f64, cache: &CacheDir) -> Option<Cold> {
     let exe = std::env::current_exe().expect("the path of this benchmark binary");
     let mut cmd = Command::new(exe);
-    cmd.arg("--cold")
+    cmd.env("AMORSIZE_CACHE_DIR", &cache.0)
+        .env_remove("AMORSIZE_CACHE")
+        .arg("--cold")
         .arg(row.name())
         .arg("--cal")
         .arg(ctx.cal.to_arg());
@@ -88,10 +127,19 @@ fn parse_cold(line: &str) -> Option<Cold> {
             estimated_speedup: f("est")?,
             sample_items: u("sample_items")?,
             sample_secs: f("sample_secs")?,
+            origin: parse_origin(get("origin")?)?,
         },
         first_parallel: f("first_parallel"),
         text: text.to_string(),
     })
+}
+
+/// The origins the child can report, named as `{:?}` prints them. A variant added to
+/// the library later makes the report unreadable here, loudly, rather than misfiled.
+fn parse_origin(s: &str) -> Option<Origin> {
+    [Origin::Fresh, Origin::Cache, Origin::CallSite, Origin::Disk]
+        .into_iter()
+        .find(|o| format!("{o:?}") == s)
 }
 
 /// The child side: the first `par_auto` call of this process, timed (on a row that
@@ -120,7 +168,7 @@ impl RowVisitor for ColdRow {
         let plan = log.main().expect("on_plan is called once per job");
         println!(
             "{COLD_PREFIX}secs={secs:e} digest={} backend={} workers={} chunk={} est={:e} \
-             sample_items={} sample_secs={:e} first_parallel={} plan={}",
+             sample_items={} sample_secs={:e} origin={:?} first_parallel={} plan={}",
             digest(&out),
             plan.backend,
             plan.workers,
@@ -128,6 +176,7 @@ impl RowVisitor for ColdRow {
             plan.estimated_speedup,
             plan.sample_items,
             plan.sample_secs,
+            plan.origin,
             first.map_or_else(|| "-".to_string(), |s| format!("{s:e}")),
             log.text.unwrap_or_default()
         );

@@ -9,7 +9,7 @@ use amorsize::Backend;
 use rayon::prelude::*;
 
 use crate::calls::{auto_call, consume, pinned_call};
-use crate::cold::{cold_subprocess, hang_limit};
+use crate::cold::{CacheDir, cold_subprocess, hang_limit};
 use crate::grid::Pin;
 use crate::measure::Ctx;
 use crate::results::PlanLog;
@@ -20,7 +20,8 @@ use crate::{watchdog, work};
 #[derive(Debug)]
 pub struct Latency {
     pub items: usize,
-    /// `par_auto`, first call of a process (subprocesses).
+    /// `par_auto`, first call of a process (subprocesses, each with an empty disk cache
+    /// directory).
     pub cold: Vec<Option<f64>>,
     pub cold_plan: Option<String>,
     /// `par_auto`, later calls of the same call site.
@@ -76,7 +77,7 @@ impl RowVisitor for LatencyRow<'_> {
             for &c in &cols {
                 if c == 3 {
                     if rep < ctx.budget.cold_reps
-                        && let Some(cold) = cold_subprocess(ctx, row, limit)
+                        && let Some(cold) = cold_subprocess(ctx, row, limit, &CacheDir::fresh())
                     {
                         lat.cold.push(cold.first_parallel);
                         lat.cold_plan.get_or_insert(cold.text);

@@ -1,8 +1,9 @@
-//! The benchmark matrix: each row (tiny, many cheap, heavy, skewed, sleep, mixed,
-//! lock-bound, big items, nested, and the realistic files, tokens and cpu-after-wait)
-//! run as serial `Iterator`, rayon `par_iter`,
-//! `orx-parallel`, the best of a grid of hand-pinned amorsize plans, and `par_auto`
-//! cold (first call of a fresh process) and warm, interleaved in one run.
+//! The benchmark matrix: each row (tiny, tiny-1ns, many cheap, heavy, skewed, sleep,
+//! mixed, lock-bound, big items, nested, and the realistic files, tokens and
+//! cpu-after-wait) run as serial `Iterator`, rayon `par_iter`, `orx-parallel`, the best
+//! of a grid of hand-pinned amorsize plans, and `par_auto` cold (first call of a fresh
+//! process, with an empty disk cache), cold+disk (the same with a disk cache an earlier
+//! run filled) and warm, interleaved in one run.
 //!
 //! ```text
 //! cargo run --release --example bench -- --quick            # under 2 minutes on 2 CPUs
@@ -12,12 +13,13 @@
 //!
 //! The Markdown report goes to stdout, progress to stderr. Per-item costs are
 //! calibrated at start-up on this machine. `bench --cold ROW --cal …` is the subprocess
-//! the benchmark starts itself for the cold column. The Processes backend joins the
+//! the benchmark starts itself for the cold columns. The Processes backend joins the
 //! pinned grid through [`work::PROCESSES`].
 
 mod calls;
 mod chart;
 mod cold;
+mod corpus;
 mod grid;
 mod latency;
 mod measure;
@@ -40,9 +42,9 @@ usage: bench [--quick] [--svg PATH] [--rows ROW,ROW,...] [--seed N]
   --quick        smaller heavy, files, tokens and cpu-after-wait rows and fewer
                  repetitions (under 2 minutes on 2 CPUs)
   --svg PATH     also write a chart: speedups per row and column, predicted vs measured
-  --rows LIST    only these rows (tiny, many-cheap, heavy, skewed, sleep, mixed,
-                 lock-bound, big-items, nested, files, tokens, cpu-after-wait,
-                 latency); default: all
+  --rows LIST    only these rows (tiny, tiny-1ns, many-cheap, heavy, skewed, sleep,
+                 mixed, lock-bound, big-items, nested, files, tokens,
+                 cpu-after-wait, latency); default: all
   --seed N       seed of the column shuffles (default: from the clock)
 
 internal: bench --cold ROW --cal CALIBRATION [--quick]   (one cold par_auto call)";

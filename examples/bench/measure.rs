@@ -1,7 +1,9 @@
 //! Measuring one row: every column computes the same `Vec<u64>` (or the same sum) from
 //! its own copy of the input; columns run interleaved, in a fresh random order every
 //! repetition; the hand-pinned grid is screened first and its best point re-measured in
-//! the main rounds; `par_auto` cold runs in fresh subprocesses of this binary.
+//! the main rounds; `par_auto` cold runs in fresh subprocesses of this binary, each with
+//! an empty disk cache directory, and cold+disk in fresh subprocesses that share one
+//! directory an untimed run filled first.
 //!
 //! The grid is in [`crate::grid`], the cold subprocesses in [`crate::cold`].
 
@@ -13,9 +15,9 @@ use orx_parallel::{IntoParIter, Par};
 use rayon::prelude::*;
 
 use crate::calls::{auto_call, consume, digest, pinned_call, waiting_job};
-use crate::cold::{cold_subprocess, hang_limit};
+use crate::cold::{CacheDir, cold_subprocess, hang_limit};
 use crate::grid::{Pin, grid_note};
-use crate::results::{Cold, PlanLog, RowResult, Stat};
+use crate::results::{Cold, ColdColumn, PlanLog, RowResult, Stat};
 use crate::rows::{self, Calibration, Consumer, Rng, RowId, RowVisitor, median};
 use crate::watchdog;
 
@@ -32,7 +34,8 @@ pub struct Budget {
     pub min_reps: usize,
     /// Most main rounds (µs-sized rows reach it).
     pub max_reps: usize,
-    /// Cold subprocesses per row (spread over the first main rounds).
+    /// Cold subprocesses per row, and as many cold+disk ones (spread over the first
+    /// main rounds).
     pub cold_reps: usize,
 }
 
@@ -80,6 +83,7 @@ pub enum Col {
     Pinned(Pin),
     Warm,
     Cold,
+    ColdDisk,
 }
 
 impl fmt::Display for Col {
@@ -91,6 +95,7 @@ impl fmt::Display for Col {
             Col::Pinned(pin) => write!(f, "pinned {pin}"),
             Col::Warm => f.write_str("par_auto warm"),
             Col::Cold => f.write_str("par_auto cold"),
+            Col::ColdDisk => f.write_str("par_auto cold+disk"),
         }
     }
 }
@@ -131,7 +136,7 @@ where
             Col::Orx => consume!(data.into_par().map(f), c),
             Col::Pinned(pin) => pinned_call(data, f, c, pin, &Cell::new(None)),
             Col::Warm => auto_call(data, f, c, &self.warm_plans),
-            Col::Cold => unreachable!("cold runs in a subprocess"),
+            Col::Cold | Col::ColdDisk => unreachable!("cold runs in a subprocess"),
         };
         let secs = t.elapsed().as_secs_f64();
         (secs, std::hint::black_box(out))
@@ -148,8 +153,9 @@ where
         secs
     }
 
-    fn cold(&self) -> Option<Cold> {
-        let cold = cold_subprocess(self.ctx, self.row, self.limit)?;
+    /// One cold subprocess run with `cache` as its disk cache directory, checked.
+    fn cold(&self, cache: &CacheDir) -> Option<Cold> {
+        let cold = cold_subprocess(self.ctx, self.row, self.limit, cache)?;
         assert_eq!(
             cold.digest,
             digest(&self.reference),
@@ -229,17 +235,27 @@ impl RowVisitor for MatrixRow<'_> {
 
         // One cold run now, to know what it costs (it also counts as a sample).
         let t = Instant::now();
-        let mut cold_runs: Vec<Cold> = r.cold().into_iter().collect();
+        let mut cold_runs: Vec<Cold> = r.cold(&CacheDir::fresh()).into_iter().collect();
         let mut cold_hung = usize::from(cold_runs.is_empty());
         let cold_cost = t.elapsed().as_secs_f64();
+        // The untimed run that fills the cold+disk column's directory.
+        let disk_dir = CacheDir::fresh();
+        let priming = r.cold(&disk_dir);
+        let mut disk_runs: Vec<Cold> = Vec::new();
+        let mut disk_hung = usize::from(priming.is_none());
 
         let b = ctx.budget;
         let reps = ((b.main_secs / round) as usize).clamp(b.min_reps, b.max_reps);
         let reps = reps.max(b.cold_reps);
         let colds_left = b.cold_reps.saturating_sub(1);
         eprintln!(
-            "  {row}: {reps} interleaved rounds (~{:.2} s each, cold subprocess {:.2} s)",
-            round, cold_cost
+            "  {row}: {reps} interleaved rounds (~{:.2} s each, cold subprocess {:.2} s; \
+             cold+disk priming run: plan from {})",
+            round,
+            cold_cost,
+            priming
+                .as_ref()
+                .map_or_else(|| "-".into(), |c| c.plan.origin.to_string())
         );
 
         let mut times: Vec<(Col, Vec<f64>)> = [Col::Serial, Col::Rayon, Col::Orx, Col::Warm]
@@ -252,12 +268,20 @@ impl RowVisitor for MatrixRow<'_> {
             if rep < colds_left {
                 cols.push(Col::Cold);
             }
+            if rep < b.cold_reps {
+                cols.push(Col::ColdDisk);
+            }
             r.shuffle(&mut cols);
             for col in cols {
                 if col == Col::Cold {
-                    match r.cold() {
+                    match r.cold(&CacheDir::fresh()) {
                         Some(c) => cold_runs.push(c),
                         None => cold_hung += 1,
+                    }
+                } else if col == Col::ColdDisk {
+                    match r.cold(&disk_dir) {
+                        Some(c) => disk_runs.push(c),
+                        None => disk_hung += 1,
                     }
                 } else {
                     let secs = r.run(col).0;
@@ -281,7 +305,6 @@ impl RowVisitor for MatrixRow<'_> {
                 .get(i)
                 .map_or_else(|| Stat::of(&[]), |t| Stat::of(&t.1))
         };
-        let cold_secs: Vec<f64> = cold_runs.iter().map(|c| c.secs).collect();
         RowResult {
             row,
             items,
@@ -296,9 +319,9 @@ impl RowVisitor for MatrixRow<'_> {
             grid_note,
             processes_note: processes.err(),
             warm_plans: r.warm_plans.into_inner(),
-            cold: Stat::of(&cold_secs),
-            cold_runs,
-            cold_hung,
+            cold: ColdColumn::new(cold_runs, cold_hung),
+            cold_disk: ColdColumn::new(disk_runs, disk_hung),
+            priming,
             warm_minus_serial,
             waiting_plans: row.wait_first().then(|| r.waiting_plans.into_inner()),
         }

@@ -5,9 +5,10 @@
 
 use std::fmt::Write as _;
 
+use crate::corpus;
 use crate::latency::Latency;
 use crate::results::{RowResult, Stat};
-use crate::rows::{self, Calibration, RowId, median};
+use crate::rows::{Calibration, RowId, median};
 use crate::targets::{overhead, targets};
 
 /// Where and how the benchmark ran.
@@ -101,10 +102,14 @@ pub struct Ratios {
     pub orx: f64,
     pub pinned: f64,
     pub cold: f64,
+    pub cold_disk: f64,
     pub warm: f64,
     /// Best non-auto column's time over par_auto's time (>= 1: par_auto as fast).
     pub warm_vs_best: f64,
     pub cold_vs_best: f64,
+    /// Warm's time over cold+disk's (>= 1: a fresh process with a warm disk cache is
+    /// as fast as the warm call site).
+    pub cold_disk_vs_warm: f64,
     /// Rayon's time over par_auto warm's (> 1: par_auto faster than plain rayon).
     pub warm_vs_rayon: f64,
     /// Predicted (warm plan) and measured (warm) speedup.
@@ -122,16 +127,18 @@ impl Ratios {
             .warm_plans
             .main()
             .map_or(f64::NAN, |p| p.estimated_speedup);
-        let sample_secs = median(r.cold_runs.iter().map(|c| c.plan.sample_secs));
+        let sample_secs = median(r.cold.runs.iter().map(|c| c.plan.sample_secs));
         let best_speedup = s / best;
         Ratios {
             rayon: s / r.rayon.median,
             orx: s / r.orx.median,
             pinned: s / r.pinned.median,
-            cold: s / r.cold.median,
+            cold: s / r.cold.stat.median,
+            cold_disk: s / r.cold_disk.stat.median,
             warm: s / r.warm.median,
             warm_vs_best: best / r.warm.median,
-            cold_vs_best: best / r.cold.median,
+            cold_vs_best: best / r.cold.stat.median,
+            cold_disk_vs_warm: r.warm.median / r.cold_disk.stat.median,
             warm_vs_rayon: r.rayon.median / r.warm.median,
             predicted,
             measured: s / r.warm.median,
@@ -212,20 +219,23 @@ pub fn markdown(
         "Median of interleaved rounds, as serial time / column time (higher is better). \
          *best pinned*: the fastest point of a grid of fully pinned amorsize plans \
          (backend x workers x chunk), re-measured in the main rounds. *cold*: the first \
-         `par_auto` call of a fresh process (a subprocess of this binary); *warm*: the same \
-         call site again. *÷ best*: the fastest non-`par_auto` column's time over \
-         `par_auto`'s (>= 0.95 is the target). *warm ÷ rayon*: plain rayon's time over \
+         `par_auto` call of a fresh process (a subprocess of this binary) with an empty \
+         temporary disk cache directory (`AMORSIZE_CACHE_DIR`); *cold+disk*: the same, in \
+         a directory that an untimed earlier run of the row filled (the disk cache warm); \
+         *warm*: the same call site again, in process. *÷ best*: the fastest \
+         non-`par_auto` column's time over `par_auto`'s (>= 0.95 is the target). \
+         *cold+disk ÷ warm*: warm's time over cold+disk's. *warm ÷ rayon*: plain rayon's time over \
          `par_auto` warm's (> 1: `par_auto` is faster than rayon; < 1: slower). \
          *predicted*: the warm plan's `estimated_speedup`, which is for the items after \
          the sample.\n"
     );
     let _ = writeln!(
         w,
-        "| row | items | serial | rayon | orx | best pinned | cold | warm | warm ÷ best | cold ÷ best | warm ÷ rayon (> 1: faster) | plan (warm) | predicted | measured |"
+        "| row | items | serial | rayon | orx | best pinned | cold | cold+disk | warm | warm ÷ best | cold ÷ best | cold+disk ÷ warm | warm ÷ rayon (> 1: faster) | plan (warm) | predicted | measured |"
     );
     let _ = writeln!(
         w,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     );
     for r in rows {
         let q = Ratios::of(r);
@@ -235,7 +245,7 @@ pub fn markdown(
             .map_or_else(|| "?".into(), |p| p.short());
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
             r.row,
             r.items,
             secs(r.serial.median),
@@ -244,9 +254,11 @@ pub fn markdown(
             x(q.pinned),
             r.best_pin.map_or_else(|| "none".into(), |p| p.to_string()),
             x(q.cold),
+            x(q.cold_disk),
             x(q.warm),
             q.warm_vs_best,
             q.cold_vs_best,
+            q.cold_disk_vs_warm,
             q.warm_vs_rayon,
             plan,
             x(q.predicted),
@@ -270,7 +282,7 @@ pub fn markdown(
         .iter()
         .any(|r| matches!(r.row, RowId::Files | RowId::Tokens))
     {
-        let c = rows::corpus();
+        let c = corpus::corpus();
         let _ = writeln!(
             w,
             "\nThe files and tokens rows read {}, sorted by path.",
@@ -306,13 +318,13 @@ pub fn markdown(
     );
     let _ = writeln!(
         w,
-        "| row | rounds | serial | rayon | orx | pinned: screened → re-measured | cold (runs) | warm |"
+        "| row | rounds | serial | rayon | orx | pinned: screened → re-measured | cold (runs) | cold+disk (runs) | warm |"
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} → {} | {} ({}) | {} |",
+            "| {} | {} | {} | {} | {} | {} → {} | {} ({}) | {} ({}) | {} |",
             r.row,
             r.reps,
             stat_cell(&r.serial),
@@ -320,8 +332,10 @@ pub fn markdown(
             stat_cell(&r.orx),
             secs(r.pinned_screened),
             stat_cell(&r.pinned),
-            secs(r.cold.median),
-            r.cold.n,
+            secs(r.cold.stat.median),
+            r.cold.stat.n,
+            secs(r.cold_disk.stat.median),
+            r.cold_disk.stat.n,
             stat_cell(&r.warm)
         );
     }
@@ -343,13 +357,25 @@ pub fn markdown(
                 seen.join(", ")
             );
         }
-        if let Some(c) = r.cold_plan() {
+        if let Some(c) = r.cold.plan() {
             let _ = writeln!(
                 w,
-                "  - cold: {} (sample: {} items in {})",
+                "  - cold: {} (sample: {} items in {}; plans from: {})",
                 c.text,
                 c.plan.sample_items,
-                secs(c.plan.sample_secs)
+                secs(c.plan.sample_secs),
+                r.cold.origins()
+            );
+        }
+        if let Some(c) = r.cold_disk.plan() {
+            let _ = writeln!(
+                w,
+                "  - cold+disk: first call's plan from: {} (the untimed priming run's: {}); {}",
+                r.cold_disk.origins(),
+                r.priming
+                    .as_ref()
+                    .map_or_else(|| "hung".into(), |p| p.plan.origin.to_string()),
+                c.text
             );
         }
         if let Some(waiting) = &r.waiting_plans {
@@ -360,12 +386,14 @@ pub fn markdown(
             );
         }
         let _ = writeln!(w, "  - pinned grid: {}", r.grid_note);
-        if r.cold_hung > 0 {
-            let _ = writeln!(
-                w,
-                "  - **{} cold subprocess(es) hung** and were killed",
-                r.cold_hung
-            );
+        for (name, col) in [("cold", &r.cold), ("cold+disk", &r.cold_disk)] {
+            if col.hung > 0 {
+                let _ = writeln!(
+                    w,
+                    "  - **{} {name} subprocess(es) hung** and were killed",
+                    col.hung
+                );
+            }
         }
     }
 

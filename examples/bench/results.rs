@@ -2,7 +2,7 @@
 //! column's times, the cold runs as the subprocesses reported them, and the row's
 //! result.
 
-use amorsize::{Backend, Plan};
+use amorsize::{Backend, Origin, Plan};
 
 use crate::grid::Pin;
 use crate::rows::RowId;
@@ -16,6 +16,9 @@ pub struct PlanInfo {
     pub estimated_speedup: f64,
     pub sample_items: usize,
     pub sample_secs: f64,
+    /// Where the plan came from: the cold columns check that a fresh process with an
+    /// empty cache directory sampled, and that one with a warm one used the disk cache.
+    pub origin: Origin,
 }
 
 impl PlanInfo {
@@ -27,6 +30,7 @@ impl PlanInfo {
             estimated_speedup: p.estimated_speedup,
             sample_items: p.sample.items,
             sample_secs: p.sample.sample_secs,
+            origin: p.origin,
         }
     }
 
@@ -121,6 +125,61 @@ pub struct Cold {
     pub first_parallel: Option<f64>,
 }
 
+/// A column of cold subprocess runs (plain cold, or cold with a warm disk cache).
+#[derive(Debug)]
+pub struct ColdColumn {
+    /// Statistics of the runs' times.
+    pub stat: Stat,
+    /// The runs, as the subprocesses reported them.
+    pub runs: Vec<Cold>,
+    /// Subprocesses killed for running past the hang limit.
+    pub hung: usize,
+}
+
+impl ColdColumn {
+    pub fn new(runs: Vec<Cold>, hung: usize) -> ColdColumn {
+        let secs: Vec<f64> = runs.iter().map(|c| c.secs).collect();
+        ColdColumn {
+            stat: Stat::of(&secs),
+            runs,
+            hung,
+        }
+    }
+
+    /// The most common plan.
+    pub fn plan(&self) -> Option<&Cold> {
+        let mut best: Option<(&Cold, usize)> = None;
+        for c in &self.runs {
+            let n = self
+                .runs
+                .iter()
+                .filter(|o| o.plan.same_choice(&c.plan))
+                .count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((c, n));
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+
+    /// Where the runs' plans came from, with how many runs each: `the disk cache x3`.
+    pub fn origins(&self) -> String {
+        let mut seen: Vec<(Origin, usize)> = Vec::new();
+        for c in &self.runs {
+            match seen.iter_mut().find(|(o, _)| *o == c.plan.origin) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((c.plan.origin, 1)),
+            }
+        }
+        let parts: Vec<String> = seen.iter().map(|(o, n)| format!("{o} x{n}")).collect();
+        if parts.is_empty() {
+            "no run".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
 /// Everything measured for one row.
 #[derive(Debug)]
 pub struct RowResult {
@@ -141,10 +200,13 @@ pub struct RowResult {
     pub processes_note: Option<String>,
     pub warm: Stat,
     pub warm_plans: PlanLog,
-    pub cold: Stat,
-    pub cold_runs: Vec<Cold>,
-    /// Cold subprocesses killed for running past the hang limit.
-    pub cold_hung: usize,
+    /// `par_auto` cold: each run a fresh process with an empty cache directory.
+    pub cold: ColdColumn,
+    /// `par_auto` cold with a warm disk cache: fresh processes sharing one cache
+    /// directory that an untimed earlier run filled.
+    pub cold_disk: ColdColumn,
+    /// That earlier run, if it finished.
+    pub priming: Option<Cold>,
     /// Median over rounds of (warm − serial) within the same round, in seconds.
     pub warm_minus_serial: f64,
     /// The plans of the untimed waiting job, on a row that [waits
@@ -165,21 +227,5 @@ impl RowResult {
         .filter(|c| c.1.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap_or(("serial", self.serial.median))
-    }
-
-    /// The most common cold plan.
-    pub fn cold_plan(&self) -> Option<&Cold> {
-        let mut best: Option<(&Cold, usize)> = None;
-        for c in &self.cold_runs {
-            let n = self
-                .cold_runs
-                .iter()
-                .filter(|o| o.plan.same_choice(&c.plan))
-                .count();
-            if best.is_none_or(|(_, m)| n > m) {
-                best = Some((c, n));
-            }
-        }
-        best.map(|(c, _)| c)
     }
 }

@@ -1,19 +1,20 @@
 //! The rows of the matrix: calibration of per-item costs on this machine, and the
 //! deterministic inputs of each row (the cold subprocess rebuilds exactly the same
-//! input from the same calibration and the same files on disk).
+//! input from the same calibration and the same files on disk, found by
+//! [`crate::corpus`]).
 
 use std::fmt;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::corpus::{files, tokens};
 use crate::work::{self, Mixed, Wait, Work};
 
 /// Every row of the matrix, in report order, plus the latency probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowId {
     Tiny,
+    /// As tiny, with items of about a nanosecond: where any per-call cost shows.
+    TinyNs,
     Cheap,
     Heavy,
     Skewed,
@@ -35,8 +36,9 @@ pub enum RowId {
 
 impl RowId {
     /// The rows of the matrix, in report order.
-    pub const MATRIX: [RowId; 12] = [
+    pub const MATRIX: [RowId; 13] = [
         RowId::Tiny,
+        RowId::TinyNs,
         RowId::Cheap,
         RowId::Heavy,
         RowId::Skewed,
@@ -54,6 +56,7 @@ impl RowId {
     pub fn name(self) -> &'static str {
         match self {
             RowId::Tiny => "tiny",
+            RowId::TinyNs => "tiny-1ns",
             RowId::Cheap => "many-cheap",
             RowId::Heavy => "heavy",
             RowId::Skewed => "skewed",
@@ -80,7 +83,7 @@ impl RowId {
     /// when it has fewer files or lines, so every row has exactly this many.
     pub fn items(self, quick: bool) -> usize {
         match (self, quick) {
-            (RowId::Tiny, _) => 1_000,
+            (RowId::Tiny | RowId::TinyNs, _) => 1_000,
             (RowId::Cheap, _) => 1_000_000,
             (RowId::Heavy, false) => 10_000,
             (RowId::Heavy, true) => 2_000,
@@ -111,6 +114,7 @@ impl RowId {
     pub fn per_item(self) -> &'static str {
         match self {
             RowId::Tiny => "~20 ns hash",
+            RowId::TinyNs => "~1 ns: one wrapping multiply-add",
             RowId::Cheap => "~50 ns hash",
             RowId::Heavy | RowId::Latency => "~100 µs hash",
             RowId::Skewed => "log-normal, median ~20 µs, 5 items 100x",
@@ -166,6 +170,7 @@ impl fmt::Display for RowId {
 
 /// Target per-item times, in nanoseconds.
 pub const TINY_NS: f64 = 20.0;
+pub const NANO_NS: f64 = 1.0;
 pub const CHEAP_NS: f64 = 50.0;
 pub const HEAVY_NS: f64 = 100_000.0;
 pub const SKEW_MEDIAN_NS: f64 = 20_000.0;
@@ -232,21 +237,40 @@ impl Calibration {
         cal.mixed_cpu = fit(MIXED_CPU_NS, ns_per_round, 10);
         cal.nested_sub = fit(NESTED_SUB_NS, ns_per_round, 400);
         cal.checks = vec![
-            ("tiny", TINY_NS, item_ns(cal.tiny, 100_000)),
-            ("many-cheap", CHEAP_NS, item_ns(cal.cheap, 100_000)),
-            ("heavy", HEAVY_NS, item_ns(cal.heavy, 200)),
+            (
+                "tiny",
+                TINY_NS,
+                item_ns(work::heavy_item, cal.tiny, 100_000),
+            ),
+            (
+                "many-cheap",
+                CHEAP_NS,
+                item_ns(work::heavy_item, cal.cheap, 100_000),
+            ),
+            ("heavy", HEAVY_NS, item_ns(work::heavy_item, cal.heavy, 200)),
             (
                 "skewed median",
                 SKEW_MEDIAN_NS,
-                item_ns(cal.skew_median, 500),
+                item_ns(work::heavy_item, cal.skew_median, 500),
             ),
-            ("mixed cpu", MIXED_CPU_NS, item_ns(cal.mixed_cpu, 20)),
+            (
+                "mixed cpu",
+                MIXED_CPU_NS,
+                item_ns(work::heavy_item, cal.mixed_cpu, 20),
+            ),
             (
                 "nested sub-item",
                 NESTED_SUB_NS,
-                item_ns(cal.nested_sub, 400),
+                item_ns(work::heavy_item, cal.nested_sub, 400),
             ),
             ("big item (1 MiB)", f64::NAN, big_item_ns()),
+            // Not calibrated (one operation), only measured, at the row's own size: on
+            // 100,000 items the fresh output's page faults cost more than the work.
+            (
+                "tiny-1ns",
+                NANO_NS,
+                item_ns(work::nano_item, 0, RowId::TinyNs.items(false)),
+            ),
         ];
         cal
     }
@@ -297,14 +321,17 @@ fn rounds_for(target_ns: f64, ns_per_round: f64) -> u32 {
 fn fit(target_ns: f64, ns_per_round: f64, n: usize) -> u32 {
     let r1 = rounds_for(target_ns, ns_per_round);
     let r2 = r1.saturating_mul(3).max(r1 + 2);
-    let (t1, t2) = (item_ns(r1, n), item_ns(r2, n));
+    let (t1, t2) = (
+        item_ns(work::heavy_item, r1, n),
+        item_ns(work::heavy_item, r2, n),
+    );
     let slope = (t2 - t1) / f64::from(r2 - r1);
     let r = if slope > 0.0 {
         rounds_for(target_ns - (t1 - slope * f64::from(r1)), slope)
     } else {
         r1
     };
-    let got = item_ns(r, n);
+    let got = item_ns(work::heavy_item, r, n);
     if got > 0.0 {
         (f64::from(r) * target_ns / got).round().max(1.0) as u32
     } else {
@@ -312,14 +339,15 @@ fn fit(target_ns: f64, ns_per_round: f64, n: usize) -> u32 {
     }
 }
 
-/// Median per-item time, in ns, of `n` items of `rounds` through the serial column's
-/// form.
-fn item_ns(rounds: u32, n: usize) -> f64 {
+/// Median per-item time, in ns, of `n` items of `rounds` through `f` in the serial
+/// column's form (generic, so `f` is inlined there as in the serial column: through a
+/// function pointer a 1 ns item measures 2-3 ns).
+fn item_ns(f: impl Fn(Work) -> u64 + Copy, rounds: u32, n: usize) -> f64 {
     let data: Vec<Work> = (0..n as u64).map(|seed| Work { seed, rounds }).collect();
     median((0..7).map(|_| {
         let d = data.clone();
         let t = Instant::now();
-        let out: Vec<u64> = d.into_iter().map(work::heavy_item).collect();
+        let out: Vec<u64> = d.into_iter().map(f).collect();
         let e = t.elapsed();
         std::hint::black_box(out);
         e.as_secs_f64() * 1e9 / n as f64
@@ -438,116 +466,6 @@ pub fn big(n: usize) -> Vec<Vec<u8>> {
     (0..n).map(|_| random_bytes(&mut rng, BIG_BYTES)).collect()
 }
 
-/// The real files the files and tokens rows read: every `*.rs` file under
-/// `$CARGO_HOME/registry/src` (the sources of the crates cargo downloaded, which any
-/// machine that built this benchmark has), else this repository's own, sorted by path
-/// so the parent and its cold subprocesses see the same list.
-#[derive(Debug)]
-pub struct Corpus {
-    pub root: PathBuf,
-    pub paths: Vec<PathBuf>,
-    /// Total size of the files, in bytes.
-    pub bytes: u64,
-}
-
-impl Corpus {
-    /// One line for the report: how many files, how big, from where.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} `*.rs` files, {:.1} MiB, under `{}`",
-            self.paths.len(),
-            self.bytes as f64 / f64::from(1 << 20),
-            self.root.display()
-        )
-    }
-}
-
-/// The corpus, found once per process.
-pub fn corpus() -> &'static Corpus {
-    static CORPUS: OnceLock<Corpus> = OnceLock::new();
-    CORPUS.get_or_init(|| {
-        let under = |root: PathBuf| {
-            let mut found = Vec::new();
-            walk(&root, &mut found);
-            found.sort();
-            Corpus {
-                root,
-                bytes: found.iter().map(|(_, len)| len).sum(),
-                paths: found.into_iter().map(|(path, _)| path).collect(),
-            }
-        };
-        std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
-            .map(|home| under(home.join("registry").join("src")))
-            .filter(|c| !c.paths.is_empty())
-            .unwrap_or_else(|| under(PathBuf::from(env!("CARGO_MANIFEST_DIR"))))
-    })
-}
-
-/// Every `*.rs` file under `dir`, with its size, skipping `.git` and `target*`
-/// directories (build output, when the corpus is this repository) and symbolic links;
-/// a directory that cannot be read is skipped.
-fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if kind.is_dir() && name != ".git" && !name.starts_with("target") {
-            walk(&path, out);
-        } else if kind.is_file() && name.ends_with(".rs") {
-            let len = entry.metadata().map_or(0, |m| m.len());
-            out.push((path, len));
-        }
-    }
-}
-
-/// The files row's input: the corpus's first `n` paths (cycled if it has fewer). Reads
-/// each of them once first, so that every column, and each cold subprocess, finds them
-/// in the page cache and the columns compare hashing, not the disk.
-pub fn files(n: usize) -> Vec<PathBuf> {
-    let all = &corpus().paths;
-    for path in all.iter().take(n) {
-        let _ = std::hint::black_box(fs::read(path));
-    }
-    all.iter().cycle().take(n).cloned().collect()
-}
-
-/// The text the tokens row's lines borrow: the corpus's files, in order, until it holds
-/// the full row's lines (files that are not UTF-8 are skipped). Read once per process.
-fn source_text() -> &'static str {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| {
-        let want = RowId::Tokens.items(false);
-        let mut text = String::new();
-        let mut lines = 0;
-        for path in &corpus().paths {
-            if lines >= want {
-                break;
-            }
-            if let Ok(source) = fs::read_to_string(path) {
-                lines += source.lines().count();
-                text.push_str(&source);
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-            }
-        }
-        text
-    })
-}
-
-/// The tokens row's input: the first `n` lines of the text (cycled if it has fewer).
-pub fn tokens(n: usize) -> Vec<&'static str> {
-    source_text().lines().cycle().take(n).collect()
-}
-
 /// The waiting job before each run of the cpu-after-wait row: [`WAIT_ITEMS`] sleeps of
 /// [`WAIT_MICROS`], which `par_auto` plans on its blocking thread pool with many more
 /// threads than CPUs (50 to 100 on a 2-CPU machine).
@@ -575,6 +493,7 @@ pub fn visit<V: RowVisitor>(row: RowId, cal: &Calibration, quick: bool, v: V) ->
     let n = row.items(quick);
     match row {
         RowId::Tiny => v.visit(row, uniform(n, cal.tiny), work::tiny_item),
+        RowId::TinyNs => v.visit(row, uniform(n, 0), work::nano_item),
         RowId::Cheap => v.visit(row, uniform(n, cal.cheap), work::cheap_item),
         RowId::Heavy => v.visit(row, uniform(n, cal.heavy), work::heavy_item),
         RowId::Skewed => v.visit(row, skewed(n, cal.skew_median), work::skewed_item),

@@ -110,6 +110,18 @@ pub fn tiny_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
+/// Tiny-1ns row: one wrapping multiply-add, about a nanosecond. The `black_box` keeps
+/// the compiler from folding or vectorising the items away, so each costs what a
+/// trivial closure costs in a real program.
+///
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
+pub fn nano_item(w: Work) -> u64 {
+    std::hint::black_box(w.seed)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(u64::from(w.rounds))
+}
+
 /// Many-cheap row: about 50 ns of hashing.
 ///
 /// A process task: named, with an owned serde input.

@@ -21,8 +21,9 @@
 //! flipped bit in the creation time or the fingerprint reads as corruption, not as a
 //! valid entry of another age or machine.
 //!
-//! This file is also the disk cache's one seam to bincode (see DESIGN.md §9: the
-//! project is unmaintained, keep it behind small seams).
+//! This file is also the disk cache's one seam to bincode (the project is
+//! unmaintained, RUSTSEC-2025-0141: it stays behind two small seams, this one and
+//! `process/codec.rs`).
 
 use std::fmt;
 

@@ -75,6 +75,7 @@ impl StableHasher {
 }
 
 /// The hash of one byte string (payload checksums).
+#[cfg(test)]
 pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = StableHasher::new();
     h.write(bytes);

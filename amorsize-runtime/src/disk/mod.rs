@@ -8,7 +8,7 @@
 //!   `~/.cache/amorsize` (`~/Library/Caches/amorsize` on macOS); `AMORSIZE_CACHE=off`
 //!   reads, writes and creates nothing ([`settings`]).
 //! - **Valid only where and while measured**: every entry carries the hash of the
-//!   machine's [`Fingerprint`] (CPU model and budget, cgroup limits, kernel, amorsize
+//!   machine's [`Fingerprint`](fingerprint::Fingerprint) (CPU model and budget, cgroup limits, kernel, amorsize
 //!   version), a format version and its creation time; an entry of another machine or
 //!   version, or older than the time to live (7 days, `AMORSIZE_CACHE_TTL_SECS`), is
 //!   not used. Plans also key on [`exe_identity`] (the caller puts it in the key).
@@ -20,8 +20,6 @@
 //! - **Workers never write**: [`Store::open`] writes only outside worker processes.
 //! - **Bounded**: writes occasionally prune expired entries, stale temporary files and
 //!   the oldest entries beyond 512; [`clear_cache`] removes everything it wrote.
-// Wired in by the plan cache: until then most items have no caller outside tests.
-#![allow(dead_code, unused_imports)]
 
 mod envelope;
 mod files;
@@ -33,11 +31,30 @@ mod store;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub(crate) use fingerprint::{Fingerprint, exe_identity};
+pub(crate) use fingerprint::exe_identity;
 pub(crate) use hash::StableHasher;
 pub(crate) use problem::Problem;
 use settings::{EnvValues, Platform};
 pub(crate) use store::{Read, Store};
+
+/// The process's disk cache, opened on first use (never written from a worker
+/// process). The runtime's own unit tests run without it, so that they do not depend
+/// on what earlier runs left in the user's cache (the disk cache's tests use stores of
+/// their own, in scratch directories).
+pub(crate) fn store() -> &'static Store {
+    #[cfg(not(test))]
+    static STORE: std::sync::LazyLock<Store> = std::sync::LazyLock::new(Store::open);
+    #[cfg(test)]
+    static STORE: std::sync::LazyLock<Store> = std::sync::LazyLock::new(|| {
+        let off = settings::Settings {
+            location: settings::Location::Disabled,
+            ttl: std::time::Duration::ZERO,
+            complaints: Vec::new(),
+        };
+        Store::with_settings(off, 0, false)
+    });
+    &STORE
+}
 
 /// Deletes everything amorsize's disk cache holds, and returns how many files were
 /// removed.
@@ -65,9 +82,7 @@ pub(crate) use store::{Read, Store};
 ///
 /// # Examples
 ///
-// INTEGRATOR: this example compiles once `pub use disk::clear_cache;` is at the crate
-// root (checked in a scratch copy); remove `ignore` then, so that it runs.
-/// ```ignore
+/// ```
 /// # use amorsize_runtime as amorsize;
 /// # // Point the cache at a scratch directory, so the example leaves the real one alone.
 /// # let dir = std::env::temp_dir().join(format!("amorsize-clear-doc-{}", std::process::id()));

@@ -5,7 +5,7 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,6 +80,7 @@ impl Store {
     /// A store with explicit settings and fingerprint hash, reading nothing from the
     /// environment or the machine: for tests (a temporary directory, a fake machine,
     /// a short time to live) and for tools that manage a cache directory themselves.
+    #[cfg(test)]
     pub(crate) fn with_settings(settings: Settings, fingerprint: u64, writable: bool) -> Store {
         Store::new(
             OnceLock::from(settings),
@@ -89,7 +90,13 @@ impl Store {
     }
 
     /// A store of the directory `dir` (see [`with_settings`](Store::with_settings)).
-    pub(crate) fn in_dir(dir: PathBuf, ttl: Duration, fingerprint: u64, writable: bool) -> Store {
+    #[cfg(test)]
+    pub(crate) fn in_dir(
+        dir: PathBuf,
+        ttl: std::time::Duration,
+        fingerprint: u64,
+        writable: bool,
+    ) -> Store {
         let settings = Settings {
             location: Location::Dir(dir),
             ttl,
@@ -128,6 +135,7 @@ impl Store {
     /// and computes the machine fingerprint (about 80-140 us on Linux, mostly
     /// `/proc/cpuinfo` and `available_parallelism`). Callers that must not pay that on
     /// a job's path call this from a background thread early on.
+    #[cfg(test)]
     pub(crate) fn warm(&self) {
         if self.enabled() {
             self.fingerprint();
@@ -141,6 +149,7 @@ impl Store {
     }
 
     /// Whether this store writes entries (not in a worker process, and not off).
+    #[cfg(test)]
     pub(crate) fn writable(&self) -> bool {
         self.writable && self.enabled()
     }
@@ -165,6 +174,7 @@ impl Store {
     }
 
     /// The first problem with the cache directory (or with having one), if any.
+    #[cfg(test)]
     pub(crate) fn directory_problem(&self) -> Option<&Problem> {
         self.global_problem.get()
     }

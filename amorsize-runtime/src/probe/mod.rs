@@ -1,8 +1,8 @@
 //! What the machine is: CPU budget, memory, and the measured fixed costs of each backend.
 //!
-//! [`profile`] is the cached profile the runtime plans with: the first call reads the CPU
-//! budget and memory and measures the overheads (a few milliseconds, once per process);
-//! later calls return the same `&'static` value. [`MachineProfile::detect`] returns an
+//! [`profile`] is the profile the runtime plans with: the first call reads the CPU
+//! budget and memory; the overheads come from the disk cache, or are measured once on
+//! a background thread (a few milliseconds) while jobs plan with the defaults. [`MachineProfile::detect`] returns an
 //! owned copy, e.g. to change fields for a what-if question to [`crate::model::plan`].
 //!
 //! ```
@@ -14,8 +14,8 @@
 //! for f in &m.fallbacks {
 //!     eprintln!("not measured: {f}"); // e.g. "memory: used default 4.294967296e9 (...)"
 //! }
-//! // The same measurement every time: nothing is measured twice.
-//! assert!(std::ptr::eq(m, probe::profile()));
+//! // Measured once per machine: later calls, and later runs, reuse the measurement.
+//! assert_eq!(m.cpu_budget, probe::profile().cpu_budget);
 //! ```
 //!
 //! Every overhead is measured with quality checks (warm-up, repetitions, median; a
@@ -29,6 +29,7 @@
 //! ancestors, and from `MemAvailable` in `/proc/meminfo`. Elsewhere, or when none of
 //! that is readable, the model plans with 4 GiB and records a fallback.
 
+mod calibration;
 mod cgroup;
 mod cpu;
 mod memory;
@@ -188,18 +189,22 @@ impl MachineProfile {
     }
 }
 
-/// The cached profile of this machine, measured on first use.
+/// The profile of this machine the runtime plans with.
 ///
-/// The first call (from any thread) reads the CPU budget and memory and measures the
-/// overheads, which takes a few milliseconds; concurrent first callers wait for it. Every
-/// later call is two atomic loads and returns the same reference, so the runtime can
-/// call this on every job.
+/// The CPU budget and memory are read on the first call (from any thread). The fixed
+/// costs ([`Overheads`]) come from the disk cache when an earlier run on this machine
+/// measured them; otherwise they are measured once, on a thread of their own, and
+/// until that is done this returns the documented defaults, each listed in
+/// [`MachineProfile::fallbacks`] as "not measured yet". So no job ever waits for a
+/// measurement; the measured costs are kept on disk for later runs.
+///
+/// Each call is a few atomic loads and returns a `&'static` that stays the same once
+/// the costs are measured (or read from disk).
 ///
 /// The process pool's costs ([`Overheads::process_start_secs`],
 /// [`Overheads::process_chunk_secs`]) are not measured here: the probe does not start
-/// processes. They are the defaults until the process pool has measured them (when it
-/// first starts workers); from then on this returns a profile that includes them (a
-/// different `&'static`, built once).
+/// processes. They are the defaults (or the disk cache's) until the process pool has
+/// measured them (when it first starts workers).
 ///
 /// [`MachineProfile::rayon_threads`] here is the size of the pool the *first* caller was
 /// in (usually the global pool); [`MachineProfile::detect`] reads it for the caller.
@@ -209,46 +214,120 @@ impl MachineProfile {
 /// ```
 /// let m = amorsize_runtime::probe::profile();
 /// assert!(m.overheads.rayon_start_secs.is_finite());
-/// assert!(std::ptr::eq(m, amorsize_runtime::probe::profile()));
+/// assert_eq!(m.cpu_budget, amorsize_runtime::probe::profile().cpu_budget);
 /// ```
 pub fn profile() -> &'static MachineProfile {
-    static BASE: OnceLock<MachineProfile> = OnceLock::new();
     static WITH_PROCESS: OnceLock<MachineProfile> = OnceLock::new();
-    let base = BASE.get_or_init(measure_profile);
+    let base = match measured().get() {
+        Some(m) => m,
+        None => provisional(),
+    };
     match overhead::measured_process_overheads() {
-        None => base,
-        Some(costs) => WITH_PROCESS.get_or_init(|| with_process_costs(base.clone(), costs)),
+        Some(costs) if measured().get().is_some() => {
+            WITH_PROCESS.get_or_init(|| with_process_costs(base.clone(), costs))
+        }
+        _ => base,
     }
 }
 
-/// Reads and measures everything except the process pool's costs.
-fn measure_profile() -> MachineProfile {
+/// The profile with measured (or remembered) overheads, once there is one.
+fn measured() -> &'static OnceLock<MachineProfile> {
+    static MEASURED: OnceLock<MachineProfile> = OnceLock::new();
+    &MEASURED
+}
+
+/// The profile to plan with before the overheads are known: read from the disk cache
+/// if an earlier run measured them (then it is the measured profile), else the
+/// defaults while a background thread measures them.
+fn provisional() -> &'static MachineProfile {
+    static PROVISIONAL: OnceLock<MachineProfile> = OnceLock::new();
+    PROVISIONAL.get_or_init(|| {
+        let quick = quick_profile();
+        if let Some(c) = calibration::remembered() {
+            let m = measured().get_or_init(|| c.apply(quick.clone()));
+            return m.clone();
+        }
+        start_measuring(quick.clone());
+        let mut m = quick;
+        for name in ["thread_start", "chunk_handoff", "rayon_start"] {
+            m.fallbacks.push(Fallback {
+                measurement: name,
+                default: default_secs(name),
+                why: "not measured yet: measuring in the background".into(),
+            });
+        }
+        m
+    })
+}
+
+/// The documented default of one overhead.
+fn default_secs(name: &str) -> f64 {
+    let d = Overheads::default();
+    match name {
+        "thread_start" => d.thread_start_secs,
+        "chunk_handoff" => d.chunk_handoff_secs,
+        _ => d.rayon_start_secs,
+    }
+}
+
+/// What can be read at once: CPU budget, memory, the rayon pool's size; default
+/// overheads.
+fn quick_profile() -> MachineProfile {
     let mut fallbacks = Vec::new();
     let (cpu, cpu_fallback) = cpu::detect();
     fallbacks.extend(cpu_fallback);
     let (memory, memory_fallback) = memory::detect();
     fallbacks.extend(memory_fallback);
-
-    // Threads first, rayon last: measuring rayon leaves its workers spinning for a
-    // moment, which would compete for the CPUs with the other measurements.
-    let thread_start = take(overhead::thread_start(), &mut fallbacks);
-    let chunk_handoff = take(overhead::chunk_handoff(), &mut fallbacks);
-    let rayon_threads = rayon::current_num_threads();
-    let rayon_start = take(overhead::rayon_start(), &mut fallbacks);
-
     MachineProfile {
         cpu_budget: cpu.budget,
         logical_cores: cpu.logical,
         physical_cores: cpu.physical,
-        rayon_threads,
+        rayon_threads: rayon::current_num_threads(),
         memory,
-        overheads: Overheads {
-            thread_start_secs: thread_start,
-            rayon_start_secs: rayon_start,
-            chunk_handoff_secs: chunk_handoff,
-            ..Overheads::default()
-        },
+        overheads: Overheads::default(),
         fallbacks,
+    }
+}
+
+/// Measures the overheads on a thread of their own (no job waits for it), then
+/// publishes the profile and keeps the measurements on disk. If the thread cannot
+/// start, the defaults stay.
+fn start_measuring(quick: MachineProfile) {
+    let _ = std::thread::Builder::new()
+        .name("amorsize-probe".into())
+        .spawn(move || {
+            let read_fallbacks = quick.fallbacks.len();
+            let m = measure_overheads(quick);
+            if m.fallbacks.len() == read_fallbacks {
+                calibration::remember(&m.overheads, false);
+            }
+            let _ = measured().set(m);
+        });
+}
+
+/// Measures the fixed costs on top of `quick`.
+fn measure_overheads(quick: MachineProfile) -> MachineProfile {
+    let mut m = quick;
+    // Threads first, rayon last: measuring rayon leaves its workers spinning for a
+    // moment, which would compete for the CPUs with the other measurements.
+    m.overheads.thread_start_secs =
+        secs_noting_fallback(overhead::thread_start(), &mut m.fallbacks);
+    m.overheads.chunk_handoff_secs =
+        secs_noting_fallback(overhead::chunk_handoff(), &mut m.fallbacks);
+    m.overheads.rayon_start_secs = secs_noting_fallback(overhead::rayon_start(), &mut m.fallbacks);
+    m
+}
+
+/// Waits until the overheads are measured or read from disk (for tests that compare
+/// profiles before and after).
+#[cfg(test)]
+pub(crate) fn wait_measured() -> &'static MachineProfile {
+    provisional();
+    loop {
+        if let Some(m) = measured().get() {
+            return m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -257,13 +336,16 @@ fn with_process_costs(
     mut m: MachineProfile,
     (start, chunk): &(Measured, Measured),
 ) -> MachineProfile {
-    m.overheads.process_start_secs = take(start, &mut m.fallbacks);
-    m.overheads.process_chunk_secs = take(chunk, &mut m.fallbacks);
+    m.overheads.process_start_secs = secs_noting_fallback(start, &mut m.fallbacks);
+    m.overheads.process_chunk_secs = secs_noting_fallback(chunk, &mut m.fallbacks);
+    if start.fallback.is_none() && chunk.fallback.is_none() {
+        calibration::remember(&m.overheads, true);
+    }
     m
 }
 
 /// The seconds of a measurement, recording its fallback if it has one.
-fn take(m: &Measured, fallbacks: &mut Vec<Fallback>) -> f64 {
+fn secs_noting_fallback(m: &Measured, fallbacks: &mut Vec<Fallback>) -> f64 {
     fallbacks.extend(m.fallback.clone());
     m.secs
 }
@@ -275,7 +357,7 @@ mod tests {
     /// The only unit test that sets the process slot (it is global to the test binary).
     #[test]
     fn process_costs_join_the_profile_once_measured() {
-        let before = profile();
+        let before = wait_measured();
         let mut calls = 0;
         let first = overhead::process_overheads(|| {
             calls += 1;

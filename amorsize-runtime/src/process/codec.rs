@@ -1,6 +1,7 @@
-//! The one seam where values become bytes and back: bincode 2 over serde, fixed-width
-//! integers, with a size limit. Nothing else in the crate names bincode, so replacing
-//! it (the project is unmaintained, RUSTSEC-2025-0141) touches this file only.
+//! The process backend's seam where values become bytes and back: bincode 2 over
+//! serde, fixed-width integers, with a size limit. Only this file and the disk cache's
+//! `disk/envelope.rs` name bincode, so replacing it (the project is unmaintained,
+//! RUSTSEC-2025-0141) touches those two files.
 
 use std::fmt;
 

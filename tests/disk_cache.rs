@@ -1,0 +1,201 @@
+//! The disk cache across runs, with real processes: a second run of the same
+//! executable plans from what the first measured (no sample), a rebuilt executable or
+//! an expired entry measures again, a damaged entry is reported and rewritten, and
+//! `AMORSIZE_CACHE=off` writes nothing. Each scenario runs copies of this test binary
+//! in a scratch cache directory, so the user's cache is never touched.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use amorsize::prelude::*;
+
+/// Set in a child: the child runs one job and prints its plan.
+const CHILD: &str = "AMORSIZE_TEST_DISK_CHILD";
+
+/// The child's job: heavy enough items that a parallel plan pays, so the remembered
+/// plan is checked on its first chunk.
+fn job() -> String {
+    let mut shown = String::new();
+    let v: Vec<u64> = (0..4_000u64)
+        .par_auto()
+        .on_plan(|p| {
+            shown = format!(
+                "origin={:?} plan={}",
+                p.origin,
+                format!("{p:#}").replace('\n', " | ")
+            )
+        })
+        .map(|x| (0..2_000u64).fold(x, |a, i| a.wrapping_mul(31).wrapping_add(i)))
+        .collect();
+    assert_eq!(v.len(), 4_000);
+    shown
+}
+
+#[test]
+fn disk_child() {
+    if std::env::var_os(CHILD).is_some() {
+        println!("{}", job());
+    }
+}
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("amorsize-disk-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A copy of this test binary (so its identity can be changed without touching the
+/// real one).
+fn copy_of_me(dir: &Path) -> PathBuf {
+    let me = std::env::current_exe().expect("current exe");
+    let copy = dir.join("me");
+    std::fs::copy(&me, &copy).expect("copy the test binary");
+    copy
+}
+
+/// Runs the child job in `exe` with the cache in `cache` and extra variables; returns
+/// the line it printed.
+fn run(exe: &Path, cache: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", "disk_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("AMORSIZE_CACHE_DIR", cache)
+        .env_remove("AMORSIZE_CACHE")
+        .env_remove("AMORSIZE_CACHE_TTL_SECS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The harness prints "test disk_child ... " on the same line first.
+    stdout
+        .lines()
+        .find_map(|l| l.find("origin=").map(|at| l[at..].to_string()))
+        .unwrap_or_else(|| panic!("no plan printed: {stdout}"))
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_second_run_plans_from_the_first_runs_measurements() {
+    let bin = Scratch::new("bin");
+    let cache = Scratch::new("second");
+    let exe = copy_of_me(&bin.0);
+    let first = run(&exe, &cache.0, &[]);
+    assert!(first.starts_with("origin=Fresh"), "{first}");
+    let second = run(&exe, &cache.0, &[]);
+    assert!(second.starts_with("origin=Disk"), "{second}");
+    assert!(second.contains("(from the disk cache)"), "{second}");
+}
+
+#[test]
+fn a_rebuilt_executable_measures_again() {
+    let bin = Scratch::new("rebuilt-bin");
+    let cache = Scratch::new("rebuilt");
+    let exe = copy_of_me(&bin.0);
+    assert!(run(&exe, &cache.0, &[]).starts_with("origin=Fresh"));
+    // A rebuild gives a new file: new size or modification time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let exe = copy_of_me(&bin.0);
+    let again = run(&exe, &cache.0, &[]);
+    assert!(again.starts_with("origin=Fresh"), "{again}");
+}
+
+#[test]
+fn expired_entries_are_not_used() {
+    let bin = Scratch::new("ttl-bin");
+    let cache = Scratch::new("ttl");
+    let exe = copy_of_me(&bin.0);
+    let ttl = [("AMORSIZE_CACHE_TTL_SECS", "0")];
+    assert!(run(&exe, &cache.0, &ttl).starts_with("origin=Fresh"));
+    let again = run(&exe, &cache.0, &ttl);
+    assert!(again.starts_with("origin=Fresh"), "{again}");
+}
+
+#[test]
+fn a_damaged_entry_is_reported_and_rewritten() {
+    let bin = Scratch::new("damaged-bin");
+    let cache = Scratch::new("damaged");
+    let exe = copy_of_me(&bin.0);
+    assert!(run(&exe, &cache.0, &[]).starts_with("origin=Fresh"));
+    let sites: Vec<PathBuf> = entries(&cache.0)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("site-"))
+        })
+        .collect();
+    assert!(!sites.is_empty(), "{:?}", entries(&cache.0));
+    for p in &sites {
+        let bytes = std::fs::read(p).expect("read entry");
+        std::fs::write(p, &bytes[..bytes.len() / 2]).expect("truncate entry");
+    }
+    let damaged = run(&exe, &cache.0, &[]);
+    assert!(damaged.starts_with("origin=Fresh"), "{damaged}");
+    assert!(
+        damaged.contains("disk cache:") && damaged.contains("truncated"),
+        "{damaged}"
+    );
+    let repaired = run(&exe, &cache.0, &[]);
+    assert!(repaired.starts_with("origin=Disk"), "{repaired}");
+}
+
+#[test]
+fn off_writes_nothing() {
+    let bin = Scratch::new("off-bin");
+    let cache = Scratch::new("off");
+    let exe = copy_of_me(&bin.0);
+    let off = [("AMORSIZE_CACHE", "off")];
+    assert!(run(&exe, &cache.0, &off).starts_with("origin=Fresh"));
+    assert!(run(&exe, &cache.0, &off).starts_with("origin=Fresh"));
+    assert_eq!(entries(&cache.0), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn clear_cache_empties_the_directory() {
+    let bin = Scratch::new("clear-bin");
+    let cache = Scratch::new("clear");
+    let exe = copy_of_me(&bin.0);
+    run(&exe, &cache.0, &[]);
+    assert!(!entries(&cache.0).is_empty());
+    let out = Command::new(&exe)
+        .args(["--exact", "clear_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("AMORSIZE_CACHE_DIR", &cache.0)
+        .output()
+        .expect("run the child");
+    assert!(out.status.success());
+    assert_eq!(entries(&cache.0), Vec::<PathBuf>::new());
+    assert!(run(&exe, &cache.0, &[]).starts_with("origin=Fresh"));
+}
+
+#[test]
+fn clear_child() {
+    if std::env::var_os(CHILD).is_some() {
+        let removed = amorsize::clear_cache().expect("clear");
+        assert!(removed > 0);
+    }
+}
