@@ -67,12 +67,16 @@ pub(crate) struct Store {
 impl Store {
     /// The process's store: settings from the environment, written unless this is a
     /// worker process. Never fails and touches nothing until used.
+    // Unused by the runtime's own unit tests, which run without a disk cache.
+    #[cfg_attr(test, allow(dead_code))]
     pub(crate) fn open() -> Store {
         Store::open_with(!crate::context::is_worker_process())
     }
 
     /// Like [`open`](Store::open), with the caller deciding whether this process
     /// writes.
+    // Unused by the runtime's own unit tests, which run without a disk cache.
+    #[cfg_attr(test, allow(dead_code))]
     pub(crate) fn open_with(writable: bool) -> Store {
         Store::new(OnceLock::new(), OnceLock::new(), writable)
     }
