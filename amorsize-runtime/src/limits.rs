@@ -9,8 +9,10 @@ pub(crate) const MAX_THREADS: usize = 512;
 /// Most items in one chunk, however long the input turns out to be.
 pub(crate) const MAX_CHUNK: usize = 1 << 16;
 
-/// Chunks in flight at once with `workers` workers: two each, so none waits for its
-/// next chunk, and a lazy source is never drained beyond that.
+/// Chunks in flight (queued or running) at once with `workers` workers: two each, so
+/// none waits for its next chunk, and a lazy source is never drained beyond that.
+/// Finished results that wait for an earlier chunk before they can be emitted may add
+/// as many again (the pipelined executor's bound on memory).
 pub(crate) const fn in_flight_chunks(workers: usize) -> usize {
     2 * if workers == 0 { 1 } else { workers }
 }

@@ -2,12 +2,15 @@
 //! the job's workers.
 //!
 //! The caller's thread pulls chunks from the source (which need not be `Send`) into a
-//! shared queue, at most a window of them ahead of what it has emitted. `w - 1` helper
-//! tasks, spawned on the backend's threads, take chunks from the queue, run them and
-//! send back their partial results; the caller runs chunks from the same queue whenever
-//! it has nothing to emit, and blocks only when every queued chunk is taken and the
-//! next one to emit is still running elsewhere. So with `w` workers planned, `w`
-//! threads compute, and none waits for another to hand it work.
+//! shared queue: at most a window of them queued or running, and at most twice that
+//! ahead of what it has emitted (finished results wait for the ones before them). `w -
+//! 1` helper tasks, spawned on the backend's threads, take chunks from the queue, run
+//! them and send back their partial results; the caller runs chunks from the same
+//! queue whenever it has nothing to emit (refilling the queue a few times per chunk, so
+//! a slow chunk on the caller does not starve the helpers), and blocks only when every
+//! queued chunk is taken and the next one to emit is still running elsewhere. So with
+//! `w` workers planned, `w` threads compute, and none waits for another to hand it
+//! work.
 //!
 //! Helpers never block: a helper that waited for the caller could be a rayon thread
 //! that a user's nested rayon call is waiting on, and the two would wait for each
@@ -16,7 +19,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
@@ -64,6 +67,8 @@ struct Shared<T, A> {
     results: Sender<Outcome<A>>,
     /// Helpers running.
     helpers: AtomicUsize,
+    /// Chunks finished (by anyone), emitted or not.
+    finished: AtomicU64,
     /// Set when the job stops (a panic, or the consumer stopped early): chunks not yet
     /// started are skipped.
     stop: AtomicBool,
@@ -112,23 +117,28 @@ impl<S, K> Clone for Work<'_, S, K> {
 
 impl<S, K> Copy for Work<'_, S, K> {}
 
-/// Runs one chunk with a fresh stage state, timing it if the job checks its plan on
-/// the first chunk.
-fn run_chunk<T, S, K>(work: Work<'_, S, K>, first: usize, items: Vec<T>) -> thread::Result<K::Acc>
+/// Runs one chunk of `n` items with a fresh stage state, timing it if the job checks
+/// its plan on the first chunk.
+fn run_chunk<T, S, K, I>(
+    work: Work<'_, S, K>,
+    first: usize,
+    n: usize,
+    items: I,
+) -> thread::Result<K::Acc>
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
+    I: Iterator<Item = T>,
 {
     let Work {
         stage,
         fold,
         timing,
     } = work;
-    let n = items.len();
     let run = || {
         catch_unwind(AssertUnwindSafe(|| {
             let mut st = stage.state();
-            fold.fold(stage.serial(&mut st, first, items.into_iter()))
+            fold.fold(stage.serial(&mut st, first, items))
         }))
     };
     match timing {
@@ -160,12 +170,89 @@ where
             continue;
         };
         let n = items.len();
-        let r = run_chunk(work, first, items);
+        let r = run_chunk(work, first, n, items.into_iter());
+        shared.finished.fetch_add(1, Ordering::AcqRel);
         if r.is_err() {
             shared.stop.store(true, Ordering::Relaxed);
         }
         // The receiver is gone only when the consumer stopped early.
         let _ = shared.results.send((seq, n, r));
+    }
+}
+
+/// The caller's side of the source: it alone pulls from it (the source need not be
+/// `Send`), into the shared queue.
+struct Feed<'s, 'a, Sp, S, K, Src> {
+    scope: &'s Sp,
+    work: Work<'a, S, K>,
+    src: Src,
+    /// Most helpers running at once.
+    helpers: usize,
+    /// Most chunks queued or running at once.
+    window: u64,
+    next_send: u64,
+    done: bool,
+}
+
+impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
+    /// Queues chunks until `window` of them are queued or running, or the source ends,
+    /// and spawns helpers for them. Finished results not yet emitted (`next_emit` is
+    /// the next to emit) are held to twice the window, so memory stays bounded when
+    /// one slow chunk holds up the emission of the others.
+    fn fill<T>(&mut self, shared: &Arc<Shared<T, K::Acc>>, next_emit: u64)
+    where
+        Sp: Spawn<'a>,
+        S: Stage<T>,
+        K: ChunkFold<S::Out>,
+        T: Send + 'a,
+        K::Acc: 'a,
+        Src: Iterator<Item = T>,
+    {
+        let mut queued = {
+            let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let finished = shared.finished.load(Ordering::Acquire);
+            while !self.done
+                && self.next_send - finished < self.window
+                && self.next_send - next_emit < 2 * self.window
+            {
+                let Some((first, items)) = self.src.next_chunk() else {
+                    self.done = true;
+                    break;
+                };
+                queue.push_back((self.next_send, first, items));
+                self.next_send += 1;
+            }
+            queue.len()
+        };
+        // One helper per queued chunk at most, `helpers` in all.
+        while queued > 0 && shared.join(self.helpers) {
+            let (shared, most, work) = (Arc::clone(shared), self.helpers, self.work);
+            self.scope.spawn_job(move || help(&shared, most, work));
+            queued -= 1;
+        }
+    }
+}
+
+/// The items of a chunk the caller runs, refilling the queue every `every` items: while
+/// the caller computes (perhaps a chunk with a slow item), the helpers keep finding
+/// work.
+struct Refilling<I, F> {
+    items: I,
+    every: usize,
+    left: usize,
+    refill: F,
+}
+
+impl<I: Iterator, F: FnMut()> Iterator for Refilling<I, F> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if self.left == 0 {
+            (self.refill)();
+            self.left = self.every;
+        }
+        self.left -= 1;
+        self.items.next()
     }
 }
 
@@ -180,16 +267,10 @@ where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    scope: &'s Sp,
-    work: Work<'a, S, K>,
-    src: Chunker<Src>,
+    feed: Feed<'s, 'a, Sp, S, K, Chunker<Src>>,
     shared: Arc<Shared<T, K::Acc>>,
     received: Receiver<Outcome<K::Acc>>,
-    helpers: usize,
-    window: u64,
-    next_send: u64,
     next_emit: u64,
-    done: bool,
     pending: BTreeMap<u64, K::Acc>,
     progress: &'a Progress,
 }
@@ -204,7 +285,7 @@ where
     Src: Iterator<Item = T>,
 {
     /// A pipeline over `src` run by the caller and up to `workers - 1` helpers spawned
-    /// in `scope`, with at most `window` chunks in flight.
+    /// in `scope`, with at most `window` chunks queued or running.
     pub(crate) fn start(
         scope: &'s Sp,
         work: Work<'a, S, K>,
@@ -215,52 +296,48 @@ where
     ) -> Self {
         let (results, received) = unbounded();
         Pipeline {
-            scope,
-            work,
-            src,
+            feed: Feed {
+                scope,
+                work,
+                src,
+                helpers: workers.max(1) - 1,
+                window: window.max(1) as u64,
+                next_send: 0,
+                done: false,
+            },
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
                 results,
                 helpers: AtomicUsize::new(0),
+                finished: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
             }),
             received,
-            helpers: workers.max(1) - 1,
-            window: window.max(1) as u64,
-            next_send: 0,
             next_emit: 0,
-            done: false,
             pending: BTreeMap::new(),
             progress,
         }
     }
 
-    /// Queues chunks until the window is full or the source ends, and spawns helpers
-    /// for them.
     fn fill(&mut self) {
-        let mut queued = {
-            let mut queue = self
-                .shared
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            while !self.done && self.next_send - self.next_emit < self.window {
-                let Some((first, items)) = self.src.next_chunk() else {
-                    self.done = true;
-                    break;
-                };
-                queue.push_back((self.next_send, first, items));
-                self.next_send += 1;
-            }
-            queue.len()
+        self.feed.fill(&self.shared, self.next_emit);
+    }
+
+    /// Runs a queued chunk on the caller, in the backend's context, refilling the queue
+    /// a few times along the way.
+    fn run_here(&mut self, first: usize, items: Vec<T>) -> thread::Result<K::Acc> {
+        let n = items.len();
+        let (feed, shared, next_emit) = (&mut self.feed, &self.shared, self.next_emit);
+        let work = feed.work;
+        let items = Refilling {
+            items: items.into_iter(),
+            every: (n / 4).max(1),
+            left: (n / 4).max(1),
+            refill: || feed.fill(shared, next_emit),
         };
-        // One helper per queued chunk at most, `helpers` in all.
-        while queued > 0 && self.shared.join(self.helpers) {
-            let (shared, most) = (Arc::clone(&self.shared), self.helpers);
-            let work = self.work;
-            self.scope.spawn_job(move || help(&shared, most, work));
-            queued -= 1;
-        }
+        let r = acting_as(Sp::CONTEXT, || run_chunk(work, first, n, items));
+        self.shared.finished.fetch_add(1, Ordering::AcqRel);
+        r
     }
 
     /// Records one chunk's outcome; a panic stops the job and reaches the caller.
@@ -298,7 +375,7 @@ where
                 return Some(a);
             }
             self.fill();
-            if self.done && self.next_emit == self.next_send {
+            if self.feed.done && self.next_emit == self.feed.next_send {
                 return None;
             }
             // Results already back, without blocking.
@@ -311,7 +388,7 @@ where
             // Nothing to emit yet: work instead of waiting.
             if let Some((seq, first, items)) = self.shared.pop() {
                 let n = items.len();
-                let r = acting_as(Sp::CONTEXT, || run_chunk(self.work, first, items));
+                let r = self.run_here(first, items);
                 self.record((seq, n, r));
                 continue;
             }
