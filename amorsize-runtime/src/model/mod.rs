@@ -266,6 +266,13 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
             Backend::Rayon => machine_in
                 .rayon_threads
                 .min(ceil_count(cpus / (work.r * work.q))),
+            // Waiting work measured at a CPU share just above the one that would let
+            // every item run at once (a sample of two items reads it coarsely) must
+            // not cost a second wave of items: a quarter of slack, which `par_b`
+            // prices (it stops growing at `capacity`).
+            Backend::Threads if work.r < IO_BOUND_RATIO => {
+                MAX_THREADS.min(ceil_count(1.25 * cpus / (work.r * work.q)))
+            }
             Backend::Threads => MAX_THREADS.min(ceil_count(cpus / (work.r * work.q))),
             _ => ceil_count(cpus / work.q),
         };

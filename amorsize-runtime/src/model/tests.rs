@@ -171,6 +171,22 @@ fn io_bound_gets_many_threads() {
 }
 
 #[test]
+fn a_coarse_cpu_share_does_not_cost_a_second_wave() {
+    // 100 x 10 ms at 2.04% CPU (what two sampled sleeps read): 2 / 0.0204 = 98 items
+    // can progress at once, but 98 threads would leave 2 items for a second 10 ms
+    // wave; one thread each costs a little oversubscription instead.
+    let mut s = stats(100, 10e-3);
+    s.cpu_ratio = 0.0204;
+    let p = plan(&s, &machine(2), &no_processes());
+    assert_eq!(
+        (p.backend, p.workers, p.chunk_size),
+        (Backend::Threads, 100, 1),
+        "{p:#}"
+    );
+    assert!(p.estimated_speedup > 80.0, "{p:#}");
+}
+
+#[test]
 fn sleeps_get_one_thread_each() {
     // 100 x 10 ms sleeps: 100 threads, one item each, about 10.3 ms.
     let mut s = stats(100, 10e-3);
