@@ -44,18 +44,6 @@ consumer!(
     Drain, |it| it.for_each(drop), ()
 );
 consumer!(
-    /// `count()`.
-    Count, |it| it.count(), usize
-);
-consumer!(
-    /// `min()`.
-    Min, |it| it.min(), Option<T>, where T: Ord
-);
-consumer!(
-    /// `max()`.
-    Max, |it| it.max(), Option<T>, where T: Ord
-);
-consumer!(
     /// `any()` over precomputed answers.
     Any, |it| { let mut it = it; it.any(|b: T| b.into()) }, bool, where T: Into<bool>
 );
@@ -191,5 +179,215 @@ where
             .flatten()
             .reduce(&mut self.0)
             .unwrap_or_else(|| (fold.identity)())
+    }
+}
+
+/// A consumer whose answer can be built chunk by chunk: each worker folds its chunk
+/// into a small partial result (no outputs kept), and the caller merges the partials
+/// in input order, so the answer is std's, ties included.
+pub(crate) trait Partial<T>: Sync {
+    type Acc: Send;
+    /// The partial result of no items.
+    fn empty(&self) -> Self::Acc;
+    /// Folds one more item, in input order.
+    fn push(&self, acc: &mut Self::Acc, item: T);
+    /// Merges the partial result of the items that come next.
+    fn merge(&self, acc: &mut Self::Acc, later: Self::Acc);
+}
+
+/// The per-chunk half of a [`Partial`] consumer.
+pub(crate) struct PerChunk<P>(pub P);
+
+impl<T, P: Partial<T>> ChunkFold<T> for PerChunk<P> {
+    type Acc = P::Acc;
+
+    fn fold<I: Iterator<Item = T>>(&self, items: I) -> P::Acc {
+        let mut acc = self.0.empty();
+        for item in items {
+            self.0.push(&mut acc, item);
+        }
+        acc
+    }
+
+    fn empty(&self, _: usize) -> P::Acc {
+        self.0.empty()
+    }
+
+    fn push(&self, acc: &mut P::Acc, item: T) {
+        self.0.push(acc, item)
+    }
+}
+
+/// The in-order half of a [`Partial`] consumer: the sampled head, then the rest.
+pub(crate) struct InOrder;
+
+impl<T, P: Partial<T>> Finish<T, PerChunk<P>> for InOrder {
+    type Output = P::Acc;
+
+    fn done(self, fold: &PerChunk<P>, head: Option<P::Acc>) -> P::Acc {
+        head.unwrap_or_else(|| fold.0.empty())
+    }
+
+    fn serial<I: Iterator<Item = T>>(
+        self,
+        fold: &PerChunk<P>,
+        head: Option<P::Acc>,
+        items: I,
+    ) -> P::Acc {
+        let mut acc = head.unwrap_or_else(|| fold.0.empty());
+        for item in items {
+            fold.0.push(&mut acc, item);
+        }
+        acc
+    }
+
+    fn chunks<I: Iterator<Item = P::Acc>>(
+        self,
+        fold: &PerChunk<P>,
+        head: Option<P::Acc>,
+        accs: I,
+    ) -> P::Acc {
+        let mut acc = head.unwrap_or_else(|| fold.0.empty());
+        for later in accs {
+            fold.0.merge(&mut acc, later);
+        }
+        acc
+    }
+}
+
+/// `count()`: each chunk counts its outputs.
+pub(crate) struct Count;
+
+impl<T> Partial<T> for Count {
+    type Acc = usize;
+
+    fn empty(&self) -> usize {
+        0
+    }
+
+    fn push(&self, acc: &mut usize, _: T) {
+        *acc += 1;
+    }
+
+    fn merge(&self, acc: &mut usize, later: usize) {
+        *acc += later;
+    }
+}
+
+/// `min()`: the first of equal least items, as in std (a later item replaces the
+/// current one only if it is strictly less).
+pub(crate) struct Min;
+
+impl<T: Ord + Send> Partial<T> for Min {
+    type Acc = Option<T>;
+
+    fn empty(&self) -> Option<T> {
+        None
+    }
+
+    fn push(&self, acc: &mut Option<T>, item: T) {
+        self.merge(acc, Some(item));
+    }
+
+    fn merge(&self, acc: &mut Option<T>, later: Option<T>) {
+        match (acc.as_ref(), later) {
+            (_, None) => {}
+            (Some(current), Some(x)) if x >= *current => {}
+            (_, x) => *acc = x,
+        }
+    }
+}
+
+/// `max()`: the last of equal greatest items, as in std (a later item replaces the
+/// current one if it is greater or equal).
+pub(crate) struct Max;
+
+impl<T: Ord + Send> Partial<T> for Max {
+    type Acc = Option<T>;
+
+    fn empty(&self) -> Option<T> {
+        None
+    }
+
+    fn push(&self, acc: &mut Option<T>, item: T) {
+        self.merge(acc, Some(item));
+    }
+
+    fn merge(&self, acc: &mut Option<T>, later: Option<T>) {
+        match (acc.as_ref(), later) {
+            (_, None) => {}
+            (Some(current), Some(x)) if x < *current => {}
+            (_, x) => *acc = x,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering;
+
+    /// Ordered by `key` only, so equal keys tell which item won.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Keyed {
+        key: u8,
+        at: usize,
+    }
+
+    impl PartialOrd for Keyed {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for Keyed {
+        fn cmp(&self, other: &Self) -> Ordering {
+            self.key.cmp(&other.key)
+        }
+    }
+
+    /// Folds `items` cut into chunks of `size`, then merges in order, as the executors
+    /// do.
+    fn by_chunks<P: Partial<Keyed>>(p: &P, items: &[Keyed], size: usize) -> P::Acc {
+        let fold = PerChunk(p);
+        let mut acc = p.empty();
+        for chunk in items.chunks(size) {
+            p.merge(&mut acc, fold.fold(chunk.iter().copied()));
+        }
+        acc
+    }
+
+    impl<T, P: Partial<T>> Partial<T> for &P {
+        type Acc = P::Acc;
+        fn empty(&self) -> P::Acc {
+            (**self).empty()
+        }
+        fn push(&self, acc: &mut P::Acc, item: T) {
+            (**self).push(acc, item)
+        }
+        fn merge(&self, acc: &mut P::Acc, later: P::Acc) {
+            (**self).merge(acc, later)
+        }
+    }
+
+    #[test]
+    fn chunked_answers_are_std_answers_ties_included() {
+        let keys = [3u8, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 9, 1, 9];
+        let items: Vec<Keyed> = keys
+            .iter()
+            .enumerate()
+            .map(|(at, &key)| Keyed { key, at })
+            .collect();
+        for size in 1..=items.len() {
+            assert_eq!(by_chunks(&Min, &items, size), items.iter().copied().min());
+            assert_eq!(by_chunks(&Max, &items, size), items.iter().copied().max());
+            let count = PerChunk(Count);
+            let total: usize = items
+                .chunks(size)
+                .map(|c| ChunkFold::<Keyed>::fold(&count, c.iter().copied()))
+                .sum();
+            assert_eq!(total, items.len());
+        }
+        assert_eq!(by_chunks(&Min, &[], 3), None);
     }
 }

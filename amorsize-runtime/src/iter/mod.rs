@@ -369,6 +369,16 @@ where
         run::drive(self.into_request(), KeepOutputs, consumer)
     }
 
+    /// A consumer whose chunks fold to partial results on the workers (no outputs
+    /// kept), merged in input order.
+    fn partial<P: consume::Partial<S::Out>>(self, consumer: P) -> P::Acc {
+        run::drive(
+            self.into_request(),
+            consume::PerChunk(consumer),
+            consume::InOrder,
+        )
+    }
+
     /// Collects the results, in input order, into any `FromIterator` collection (also
     /// `Result<Vec<_>, _>` after [`catch_unwind`](Self::catch_unwind)).
     pub fn collect<C>(self) -> C
@@ -413,7 +423,7 @@ where
 
     /// Counts the results.
     pub fn count(self) -> usize {
-        self.items(consume::Count)
+        self.partial(consume::Count)
     }
 
     /// The least result; the first of several equal ones, as in std.
@@ -421,7 +431,7 @@ where
     where
         S::Out: Ord,
     {
-        self.items(consume::Min)
+        self.partial(consume::Min)
     }
 
     /// The greatest result; the last of several equal ones, as in std.
@@ -429,7 +439,7 @@ where
     where
         S::Out: Ord,
     {
-        self.items(consume::Max)
+        self.partial(consume::Max)
     }
 
     /// The result with the least key (`f` runs in parallel); the first of equals.
