@@ -79,7 +79,7 @@ fn run(exe: &Path, cache: &Path, env: &[(&str, &str)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run the child");
+    let out = output_of(&mut cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -91,6 +91,21 @@ fn run(exe: &Path, cache: &Path, env: &[(&str, &str)]) -> String {
         .lines()
         .find_map(|l| l.find("origin=").map(|at| l[at..].to_string()))
         .unwrap_or_else(|| panic!("no plan printed: {stdout}"))
+}
+
+/// Runs `cmd` to its end. A copy just written can fail to start with "text file
+/// busy" while another test's thread forks with the copy's write handle briefly
+/// inherited (before that child's exec closes it): that is retried.
+fn output_of(cmd: &mut Command) -> std::process::Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.expect("run the child"),
+        }
+    }
+    panic!("the copied test binary stayed busy")
 }
 
 fn entries(dir: &Path) -> Vec<PathBuf> {
@@ -185,12 +200,12 @@ fn clear_cache_empties_the_directory() {
     let exe = copy_of_me(&bin.0);
     run(&exe, &cache.0, &[]);
     assert!(!entries(&cache.0).is_empty());
-    let out = Command::new(&exe)
-        .args(["--exact", "clear_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("AMORSIZE_CACHE_DIR", &cache.0)
-        .output()
-        .expect("run the child");
+    let out = output_of(
+        Command::new(&exe)
+            .args(["--exact", "clear_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("AMORSIZE_CACHE_DIR", &cache.0),
+    );
     assert!(out.status.success());
     assert_eq!(entries(&cache.0), Vec::<PathBuf>::new());
     assert!(run(&exe, &cache.0, &[]).starts_with("origin=Fresh"));
