@@ -107,15 +107,32 @@ fn sites() -> &'static Table {
     SITES.get_or_init(Default::default)
 }
 
-/// The cached plan for `key`, unless there is none or it is due for a re-check.
-pub(crate) fn get(key: &Key) -> Option<Arc<Entry>> {
-    let entry = table()
+/// What the plan cache has for a key.
+pub(crate) enum Lookup {
+    /// A plan to use.
+    Hit(Arc<Entry>),
+    /// A plan that is due for a re-check: sample again.
+    Recheck,
+    /// Nothing for this key.
+    Miss,
+}
+
+/// The cached plan for `key`, or why there is none to use.
+pub(crate) fn get(key: &Key) -> Lookup {
+    let Some(entry) = table()
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .get(key)
-        .cloned()?;
+        .cloned()
+    else {
+        return Lookup::Miss;
+    };
     let uses = entry.uses.fetch_add(1, Ordering::Relaxed) + 1;
-    (uses % RECHECK_EVERY != 0).then_some(entry)
+    if uses % RECHECK_EVERY == 0 {
+        Lookup::Recheck
+    } else {
+        Lookup::Hit(entry)
+    }
 }
 
 /// The latest entry made from a sample at `key`'s call site, for any input size.

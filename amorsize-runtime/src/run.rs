@@ -194,7 +194,8 @@ where
 
         let len = exact_len(self.source.size_hint());
         let key = Key::new::<S, I::Item>(&self.site, len, self.context, &self.options);
-        if let Some(entry) = cache::get(&key) {
+        let lookup = cache::get(&key);
+        if let cache::Lookup::Hit(entry) = lookup {
             let plan = match (&entry.machine, len) {
                 // A parallel plan made for another number of items (the cold call's
                 // sample ran some of them): re-made for this length, without measuring
@@ -230,10 +231,14 @@ where
         } else {
             cache::disk_key::<S, I::Item>(&self.site, &key)
         };
+        // A cached plan due for its periodic re-check is sampled afresh, not re-made
+        // from the measurements it was made from.
+        let recheck = matches!(lookup, cache::Lookup::Recheck);
         let plan = if fully_pinned {
             model::fully_pinned(&options, len, probe::profile().cpu_budget)
-        } else if let Some(plan) =
-            self.replan_from_known(key, disk_key, len, &options, &mut problems)
+        } else if let Some(plan) = (!recheck)
+            .then(|| self.replan_from_known(key, disk_key, len, &options, &mut problems))
+            .flatten()
         {
             plan
         } else {

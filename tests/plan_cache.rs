@@ -1,0 +1,51 @@
+//! The in-process plan cache: a cached plan is sampled afresh now and then (so a plan
+//! that went wrong is re-made), and another input size at a known call site is planned
+//! from what the site measured, without sampling again.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use amorsize::Origin;
+use amorsize::prelude::*;
+
+/// Runs one job over `n` items at one call site; returns its plan's origin and how
+/// many items ran before the plan was made (the sample).
+fn job(n: u64) -> (Origin, usize) {
+    let calls = AtomicUsize::new(0);
+    let mut seen = (Origin::Fresh, 0);
+    let total: u64 = (0..n)
+        .par_auto()
+        .on_plan(|p| seen = (p.origin, calls.load(Ordering::Relaxed)))
+        .map(|x| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            (0..200u64).fold(x, |a, i| a.wrapping_mul(31).wrapping_add(i)) % 1_000_003
+        })
+        .sum();
+    std::hint::black_box(total);
+    seen
+}
+
+#[test]
+fn cached_plans_are_sampled_again_now_and_then_and_other_sizes_are_replanned() {
+    // The first call samples (or, on a later run of this binary, plans from the disk
+    // cache); the next ones use the cached plan without sampling.
+    let first = job(20_000);
+    assert!(matches!(first.0, Origin::Fresh | Origin::Disk), "{first:?}");
+    let mut fresh = 0;
+    for _ in 0..150 {
+        let (origin, sampled) = job(20_000);
+        match origin {
+            Origin::Cache => assert_eq!(sampled, 0),
+            Origin::Fresh => {
+                assert!(sampled > 0);
+                fresh += 1;
+            }
+            other => panic!("unexpected origin {other:?}"),
+        }
+    }
+    // Every 64th use samples again.
+    assert!(fresh >= 2, "{fresh} fresh samples in 150 warm calls");
+
+    // Another size bucket at the same call site: re-planned from the site's sample.
+    let (origin, sampled) = job(200_000);
+    assert_eq!((origin, sampled), (Origin::CallSite, 0));
+}
