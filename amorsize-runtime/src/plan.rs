@@ -460,7 +460,8 @@ pub struct Plan {
     pub estimated_speedup: f64,
     /// Predicted serial time of the remaining items, in seconds.
     pub estimated_serial_secs: f64,
-    /// What the sample measured.
+    /// What the sample measured: this call's, or for a plan re-made from what the call
+    /// site measured before (see [`origin`](Self::origin)), that earlier sample's.
     pub sample: SampleStats,
     /// Items left after the sample, if known or estimated.
     pub remaining_items: Option<usize>,
