@@ -32,14 +32,41 @@ pub(crate) struct Rest<'p, I, A, St> {
 impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
     /// The rest cut into chunks of `size` (growing if the length was `estimated`), with
     /// the sampled head and the progress counter.
-    fn into_chunks(
-        self,
-        size: usize,
-        estimated: Option<usize>,
-    ) -> (Chunker<I>, Option<A>, &'p Progress) {
+    fn into_chunks(self, size: usize, estimated: Option<usize>) -> Chunked<'p, I, A> {
         let chunks = Chunker::new(self.source, self.first, size).growing(estimated);
-        (chunks, self.head, self.progress)
+        (chunks, self.head, self.progress, self.timing)
     }
+}
+
+/// The rest cut into chunks, the sampled head, the progress counter, and where to time
+/// the first chunk.
+type Chunked<'p, I, A> = (Chunker<I>, Option<A>, &'p Progress, Option<&'p FirstChunk>);
+
+/// Runs the chunks on the pipelined executor, with helpers spawned in `scope`.
+fn pipelined<'a, Sp, T, I, S, K, C>(
+    scope: &Sp,
+    (stage, fold): (&'a S, &'a K),
+    fin: C,
+    (chunks, head, progress, timing): Chunked<'a, I, K::Acc>,
+    workers: usize,
+) -> C::Output
+where
+    Sp: super::pipeline::Spawn<'a>,
+    T: Send + 'a,
+    I: Iterator<Item = T>,
+    S: Stage<T>,
+    K: ChunkFold<S::Out>,
+    K::Acc: 'a,
+    C: Finish<S::Out, K>,
+{
+    let work = Work {
+        stage,
+        fold,
+        timing,
+    };
+    let window = crate::limits::in_flight_chunks(workers);
+    let accs = Pipeline::start(scope, work, chunks, workers, window, progress);
+    fin.chunks(fold, head, accs)
 }
 
 /// How the rest of a job runs: the plan and what was prepared for it.
@@ -77,32 +104,18 @@ where
     };
     match plan.backend {
         Backend::Rayon if context == Context::RayonWorker => {
-            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            let (chunks, head, progress, _) = rest.into_chunks(chunk, estimated);
             let accs = Windowed::new(stage, fold, chunks, workers, progress);
             fin.chunks(fold, head, accs)
         }
         Backend::Rayon => rayon::in_place_scope(|s| {
-            let work = Work {
-                stage,
-                fold,
-                timing: rest.timing,
-            };
-            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            let window = crate::limits::in_flight_chunks(workers);
-            let accs = Pipeline::start(s, work, chunks, workers, window, progress);
-            fin.chunks(fold, head, accs)
+            let chunked = rest.into_chunks(chunk, estimated);
+            pipelined(s, (stage, fold), fin, chunked, workers)
         }),
         // The caller is one of the workers: the pool runs the others.
         Backend::Threads => super::blocking::scope(workers - 1, |s| {
-            let work = Work {
-                stage,
-                fold,
-                timing: rest.timing,
-            };
-            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            let window = crate::limits::in_flight_chunks(workers);
-            let accs = Pipeline::start(s, work, chunks, workers, window, progress);
-            fin.chunks(fold, head, accs)
+            let chunked = rest.into_chunks(chunk, estimated);
+            pipelined(s, (stage, fold), fin, chunked, workers)
         }),
         #[cfg(unix)]
         Backend::Processes => {

@@ -274,11 +274,17 @@ impl<T> Partial<T> for Count {
     }
 }
 
-/// `min()`: the first of equal least items, as in std (a later item replaces the
-/// current one only if it is strictly less).
-pub(crate) struct Min;
+/// `min()` (`GREATEST = false`: the first of equal least items, as in std) or `max()`
+/// (`GREATEST = true`: the last of equal greatest items). A later item replaces the
+/// current one if it is strictly less, or greater or equal, respectively.
+pub(crate) struct Extreme<const GREATEST: bool>;
 
-impl<T: Ord + Send> Partial<T> for Min {
+/// `min()`.
+pub(crate) type Min = Extreme<false>;
+/// `max()`.
+pub(crate) type Max = Extreme<true>;
+
+impl<T: Ord + Send, const GREATEST: bool> Partial<T> for Extreme<GREATEST> {
     type Acc = Option<T>;
 
     fn empty(&self) -> Option<T> {
@@ -290,34 +296,16 @@ impl<T: Ord + Send> Partial<T> for Min {
     }
 
     fn merge(&self, acc: &mut Option<T>, later: Option<T>) {
-        match (acc.as_ref(), later) {
-            (_, None) => {}
-            (Some(current), Some(x)) if x >= *current => {}
-            (_, x) => *acc = x,
-        }
-    }
-}
-
-/// `max()`: the last of equal greatest items, as in std (a later item replaces the
-/// current one if it is greater or equal).
-pub(crate) struct Max;
-
-impl<T: Ord + Send> Partial<T> for Max {
-    type Acc = Option<T>;
-
-    fn empty(&self) -> Option<T> {
-        None
-    }
-
-    fn push(&self, acc: &mut Option<T>, item: T) {
-        self.merge(acc, Some(item));
-    }
-
-    fn merge(&self, acc: &mut Option<T>, later: Option<T>) {
-        match (acc.as_ref(), later) {
-            (_, None) => {}
-            (Some(current), Some(x)) if x < *current => {}
-            (_, x) => *acc = x,
+        let Some(x) = later else {
+            return;
+        };
+        let replaces = match acc {
+            None => true,
+            Some(current) if GREATEST => x >= *current,
+            Some(current) => x < *current,
+        };
+        if replaces {
+            *acc = Some(x);
         }
     }
 }
@@ -379,8 +367,14 @@ mod tests {
             .map(|(at, &key)| Keyed { key, at })
             .collect();
         for size in 1..=items.len() {
-            assert_eq!(by_chunks(&Min, &items, size), items.iter().copied().min());
-            assert_eq!(by_chunks(&Max, &items, size), items.iter().copied().max());
+            assert_eq!(
+                by_chunks(&Min {}, &items, size),
+                items.iter().copied().min()
+            );
+            assert_eq!(
+                by_chunks(&Max {}, &items, size),
+                items.iter().copied().max()
+            );
             let count = PerChunk(Count);
             let total: usize = items
                 .chunks(size)
@@ -388,6 +382,6 @@ mod tests {
                 .sum();
             assert_eq!(total, items.len());
         }
-        assert_eq!(by_chunks(&Min, &[], 3), None);
+        assert_eq!(by_chunks(&Min {}, &[], 3), None);
     }
 }

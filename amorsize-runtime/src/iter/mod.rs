@@ -431,7 +431,7 @@ where
     where
         S::Out: Ord,
     {
-        self.partial(consume::Min)
+        self.partial(consume::Min {})
     }
 
     /// The greatest result; the last of several equal ones, as in std.
@@ -439,7 +439,7 @@ where
     where
         S::Out: Ord,
     {
-        self.partial(consume::Max)
+        self.partial(consume::Max {})
     }
 
     /// The result with the least key (`f` runs in parallel); the first of equals.
