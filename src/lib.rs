@@ -78,7 +78,7 @@
 #[doc(inline)]
 pub use amorsize_runtime::{
     AutoIter, Backend, Candidate, Error, ErrorKind, Estimate, MachineProfile, NestedIn, Optimized,
-    Options, Origin, ParAuto, Plan, Reason, SampleStats, clear_cache, optimize,
+    Options, Origin, ParAuto, Plan, Reason, Replan, SampleStats, clear_cache, optimize,
 };
 
 #[doc(inline)]

@@ -28,7 +28,9 @@ pub use error::{Error, ErrorKind};
 pub use iter::{AutoIter, ParAuto};
 pub use optimize::{Optimized, optimize};
 pub use options::{DEFAULT_MIN_SPEEDUP, Options};
-pub use plan::{Backend, Candidate, Estimate, NestedIn, Origin, ParseBackendError, Plan, Reason};
+pub use plan::{
+    Backend, Candidate, Estimate, NestedIn, Origin, ParseBackendError, Plan, Reason, Replan,
+};
 pub use probe::MachineProfile;
 pub use stats::SampleStats;
 

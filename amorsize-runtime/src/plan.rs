@@ -207,8 +207,18 @@ pub enum Reason {
     },
     /// Work that already uses several cores per item gets fewer workers.
     InternallyParallel {
-        /// Process CPU time over thread CPU time in the sample.
+        /// How many CPUs one item keeps usefully busy: its measured inner speedup, or
+        /// process CPU time over thread CPU time when that was not measured.
         ratio: f64,
+    },
+    /// The process kept several CPUs busy per sampled item, but the items ran only
+    /// this much faster than with their inner rayon confined to one thread: they are
+    /// planned as using that many CPUs.
+    InnerParallelismMeasured {
+        /// Process CPU time over thread CPU time in the sample.
+        process_cpu_ratio: f64,
+        /// Confined time over free time per item.
+        speedup: f64,
     },
     /// Memory limits the number of workers.
     MemoryCap {
@@ -251,6 +261,15 @@ pub enum Reason {
         /// Per-item time the plan was made with, in seconds.
         expected_secs: f64,
         /// Per-item time of the first chunk, in seconds.
+        measured_secs: f64,
+    },
+    /// The last job at this call site ran its items this far off the time its plan
+    /// assumed (over the whole job, not only the sample): this plan is made from what
+    /// it measured.
+    LearnedFromLastRun {
+        /// Per-item time the last plan assumed, in seconds.
+        expected_secs: f64,
+        /// Per-item time over the whole last job, in seconds.
         measured_secs: f64,
     },
 }
@@ -340,6 +359,14 @@ impl fmt::Display for Reason {
             Reason::InternallyParallel { ratio } => {
                 write!(f, "each item already uses {ratio:.1} cores: fewer workers")
             }
+            Reason::InnerParallelismMeasured {
+                process_cpu_ratio,
+                speedup,
+            } => write!(
+                f,
+                "the process kept {process_cpu_ratio:.1} CPUs busy per item, but an item \
+                 runs only {speedup:.2}x faster than with its rayon calls on one thread"
+            ),
             Reason::MemoryCap {
                 workers,
                 usable_bytes,
@@ -377,6 +404,15 @@ impl fmt::Display for Reason {
                 f.write_str("re-made: the first chunk took ")?;
                 secs(f, *measured_secs)?;
                 f.write_str(" an item, the remembered plan expected ")?;
+                secs(f, *expected_secs)
+            }
+            Reason::LearnedFromLastRun {
+                expected_secs,
+                measured_secs,
+            } => {
+                f.write_str("learned from the last run: its items took ")?;
+                secs(f, *measured_secs)?;
+                f.write_str(", its plan assumed ")?;
                 secs(f, *expected_secs)
             }
         }
@@ -475,6 +511,52 @@ pub struct Plan {
     pub label: Option<String>,
     /// Where the plan came from: a fresh sample, a cache, or the disk.
     pub origin: Origin,
+    /// Changes of course the last job at this call site made while it ran, when its
+    /// items turned out far costlier or cheaper than the plan assumed (also printed
+    /// by `AMORSIZE_LOG` as they happen). Filled on the plan the call site keeps for
+    /// its next call, which is made from what that whole job measured.
+    pub replans: Vec<Replan>,
+}
+
+/// A change of course made while a job ran: from which item, why, and the new choice.
+///
+/// ```
+/// # use amorsize::Plan;
+/// fn show(plan: &Plan) {
+///     for r in &plan.replans {
+///         println!("{r}"); // "at item 20: items took 52 ns, not 1.01 ms: rayon x2, chunk 8192"
+///     }
+/// }
+/// # let _ = show;
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Replan {
+    /// Input index of the first item the new course applied to.
+    pub at_item: usize,
+    /// Seconds per item the course before assumed.
+    pub expected_secs: f64,
+    /// Seconds per item measured since that course began.
+    pub measured_secs: f64,
+    /// The backend the rest ran on (`Serial`: the caller alone).
+    pub backend: Backend,
+    /// Workers for the rest.
+    pub workers: usize,
+    /// Items per chunk for the rest.
+    pub chunk_size: usize,
+}
+
+impl fmt::Display for Replan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at item {}: items took ", self.at_item)?;
+        secs(f, self.measured_secs)?;
+        f.write_str(", not ")?;
+        secs(f, self.expected_secs)?;
+        match self.backend {
+            Backend::Serial => f.write_str(": serial"),
+            b => write!(f, ": {b} x{}, chunk {}", self.workers, self.chunk_size),
+        }
+    }
 }
 
 impl Plan {
@@ -493,6 +575,7 @@ impl Plan {
             fallbacks: Vec::new(),
             label: None,
             origin: Origin::Fresh,
+            replans: Vec::new(),
         }
     }
 
@@ -564,6 +647,13 @@ impl fmt::Display for Plan {
         if self.origin != Origin::Fresh {
             write!(f, " (from {})", self.origin)?;
         }
+        if let Some(last) = self.replans.last() {
+            write!(
+                f,
+                "; the last run re-planned {} time(s), last {last}",
+                self.replans.len()
+            )?;
+        }
         if f.alternate() {
             self.fmt_breakdown(f)?;
         }
@@ -577,13 +667,17 @@ impl Plan {
         writeln!(f)?;
         writeln!(
             f,
-            "  sample: {} items in {}, mean {} (cv {:.2}), cpu/wall {:.2}, process/thread cpu {:.2}{}",
+            "  sample: {} items in {}, mean {} (cv {:.2}), cpu/wall {:.2}, process/thread cpu {:.2}{}{}",
             s.items,
             Secs(s.sample_secs),
             Secs(s.mean_item_secs),
             s.cv,
             s.cpu_ratio,
             s.process_cpu_ratio,
+            match s.inner_speedup {
+                Some(x) => format!(", inner speedup {x:.2}"),
+                None => String::new(),
+            },
             match s.two_thread_efficiency {
                 Some(e) => format!(", 2-thread efficiency {e:.2}"),
                 None => String::new(),
@@ -626,6 +720,12 @@ impl Plan {
             }
         }
         writeln!(f, "  origin: {}", self.origin)?;
+        if !self.replans.is_empty() {
+            writeln!(f, "  re-planned while the last run ran:")?;
+            for r in &self.replans {
+                writeln!(f, "    - {r}")?;
+            }
+        }
         writeln!(f, "  reasons:")?;
         for r in &self.reasons {
             writeln!(f, "    - {r}")?;

@@ -13,8 +13,8 @@ use crate::exec::ProcessWorkers;
 use crate::exec::{self, Rest, Run};
 use crate::model;
 use crate::options::{Options, SERIAL_BUILD};
-use crate::plan::{Backend, NestedIn, Origin, Plan, Reason};
-use crate::plumbing::{CallSite, ChunkFold, Finish, FirstChunk, Stage};
+use crate::plan::{Backend, NestedIn, Origin, Plan, Reason, Replan};
+use crate::plumbing::{CallSite, ChunkFold, Course, Drift, Feedback, Finish, Stage, Steer};
 use crate::probe;
 use crate::progress::Progress;
 use crate::sample;
@@ -94,6 +94,18 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
     /// Set when the plan was re-made from what the call site measured before: the
     /// first chunk's time per item is compared with the one the plan assumed.
     recheck: Option<Recheck>,
+    /// Set when the model made the plan (not a switch, not a fully pinned plan): the
+    /// running job may change course, and what it measured feeds the next call's plan.
+    learn: Option<Learn>,
+}
+
+/// What a job planned by the model needs to re-plan while it runs, and to leave what
+/// it measured to the next call.
+struct Learn {
+    key: Key,
+    /// Options as the model saw them.
+    options: Options,
+    machine: Option<Arc<probe::MachineProfile>>,
 }
 
 /// What a plan re-made without a sample needs to be checked, and re-made again if it
@@ -161,6 +173,7 @@ where
             item_timeout: auto.item_timeout,
             refused: None,
             recheck: None,
+            learn: None,
         }
     }
 
@@ -215,6 +228,13 @@ where
                 }
                 _ => Arc::clone(&entry.plan),
             };
+            if !self.options.fully_pinned() {
+                self.learn = Some(Learn {
+                    key,
+                    options: self.effective_options(env),
+                    machine: entry.machine.clone(),
+                });
+            }
             let cached = Arc::clone(&plan);
             let provisioned = self.provision(plan, env);
             // Logged when it was made, unless running it changed it.
@@ -262,6 +282,13 @@ where
         // A task refused for processes is checked again on the next call.
         if self.refused.is_none() {
             cache::put(key, &plan, self.machine.clone());
+            if !fully_pinned {
+                self.learn = Some(Learn {
+                    key,
+                    options: options.clone(),
+                    machine: self.machine.clone(),
+                });
+            }
         }
         let plan = self.provision(plan, env);
         self.announce(plan, false)
@@ -482,7 +509,7 @@ where
         } else {
             None
         };
-        if !wanted.scaling && call.is_none() {
+        if !wanted.scaling && !wanted.inner && call.is_none() {
             return None;
         }
         let mut state = self.state.take().unwrap_or_else(|| self.stage.state());
@@ -492,7 +519,7 @@ where
             &mut state,
             self.consumed,
             stats,
-            wanted.scaling,
+            wanted,
             call.as_ref(),
         );
         self.state = Some(state);
@@ -587,6 +614,7 @@ where
             progress,
             item_timeout,
             recheck,
+            learn,
             site,
             ..
         } = self;
@@ -596,7 +624,23 @@ where
             workers,
         } = decision;
         let _span = span!("execute");
-        let timing = recheck.as_ref().map(|_| FirstChunk::default());
+        let feedback = Feedback::default();
+        // Worker processes run a registered task whose plan was checked on a worker;
+        // they keep their course.
+        let steerable = learn
+            .as_ref()
+            .filter(|_| !exhausted && plan.backend != Backend::Processes);
+        let replan = |drift: &Drift| -> Course {
+            match steerable {
+                Some(learn) => learn.replan(&plan, drift, site),
+                None => Course {
+                    backend: plan.backend,
+                    workers: plan.workers,
+                    chunk_size: plan.chunk_size,
+                },
+            }
+        };
+        let steer = Steer::new(&replan);
         let out = if exhausted {
             fin.done(&fold, head)
         } else {
@@ -606,7 +650,8 @@ where
                 head,
                 state,
                 progress: &progress,
-                timing: timing.as_ref(),
+                feedback: &feedback,
+                steer: steerable.map(|_| &steer),
             };
             let run = Run {
                 plan: &plan,
@@ -618,10 +663,118 @@ where
             exec::execute(run, &stage, &fold, fin, rest)
         };
         progress.finish();
-        if let (Some(recheck), Some(measured)) = (recheck, timing.and_then(|t| t.per_item_secs())) {
+        let replans = steer.made();
+        if let (Some(recheck), Some(measured)) = (recheck, feedback.first_per_item()) {
             recheck.check(measured, &plan, site);
+        } else if let Some(learn) = learn {
+            let key = learn.key;
+            let disk_key = move || cache::disk_key::<S, I::Item>(&site, &key);
+            learn.finish(&feedback, consumed, &plan, replans, site, disk_key);
         }
         out
+    }
+}
+
+/// How far (as a factor, either way) a whole job's time per item may be from the one
+/// its plan assumed before the call site's next plan is made from the job's.
+const LEARN_FACTOR: f64 = 2.0;
+
+impl Learn {
+    /// A new course for the rest of a running job whose items drifted off the plan:
+    /// the model again, with the measured time per item and the items left, among the
+    /// backends the executor can switch to (its own, or serial; a serial run can start
+    /// rayon). Logged as it happens.
+    fn replan(&self, plan: &Plan, drift: &Drift, site: CallSite) -> Course {
+        let mut stats = plan.sample.clone();
+        stats.mean_item_secs = drift.measured_secs;
+        stats.remaining_items = drift.remaining;
+        let mut options = self.options.clone();
+        let keep = match drift.from {
+            Backend::Serial => Backend::Rayon,
+            b => b,
+        };
+        for b in [Backend::Rayon, Backend::Threads, Backend::Processes] {
+            if b != keep && options.excluded(b).is_none() {
+                options.forbid(b, "a running job keeps its backend when it is re-planned");
+            }
+        }
+        let machine = match &self.machine {
+            Some(m) => Arc::clone(m),
+            None => Arc::new(probe::profile().clone()),
+        };
+        let remade = model::plan(&stats, &machine, &options);
+        let course = Course {
+            backend: remade.backend,
+            workers: remade.workers,
+            chunk_size: remade.chunk_size,
+        };
+        let replan = Replan {
+            at_item: drift.at_item,
+            expected_secs: drift.expected_secs,
+            measured_secs: drift.measured_secs,
+            backend: course.backend,
+            workers: course.workers,
+            chunk_size: course.chunk_size,
+        };
+        if env::config().log != LogLevel::Off {
+            eprintln!("amorsize: [{site}] re-planned {replan}");
+        }
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "amorsize", site = %site, at_item = drift.at_item, "re-planned {replan}");
+        course
+    }
+
+    /// After the job: when its items ran far off the time its plan assumed (over the
+    /// whole job, not only the sample), or it changed course on the way, the call
+    /// site's next plan is made from what it measured, here and on disk.
+    fn finish(
+        self,
+        feedback: &Feedback,
+        sampled: usize,
+        plan: &Plan,
+        replans: Vec<Replan>,
+        site: CallSite,
+        disk_key: impl FnOnce() -> Option<u64>,
+    ) {
+        let (chunked, secs) = feedback.totals();
+        if chunked == 0 {
+            return;
+        }
+        let expected = plan.sample.mean_item_secs;
+        // This call's sampled items count at the sampled time.
+        let items = chunked as f64 + sampled as f64;
+        let measured = (secs + expected * sampled as f64) / items;
+        let ratio = measured / expected;
+        let off = !(expected > 0.0) || !(1.0 / LEARN_FACTOR..=LEARN_FACTOR).contains(&ratio);
+        if replans.is_empty() && !off {
+            return;
+        }
+        let mut stats = plan.sample.clone();
+        stats.mean_item_secs = measured;
+        if stats.remaining_items.is_some() {
+            stats.remaining_items = Some(chunked as usize + sampled);
+        }
+        let machine = match self.machine {
+            Some(m) => m,
+            None => Arc::new(probe::profile().clone()),
+        };
+        let mut learned = model::plan(&stats, &machine, &self.options);
+        learned.label = Some(site.to_string());
+        learned.reasons.push(Reason::LearnedFromLastRun {
+            expected_secs: expected,
+            measured_secs: measured,
+        });
+        learned.replans = replans;
+        if env::config().log != LogLevel::Off {
+            eprintln!(
+                "amorsize: {learned} (next call; this one ran {})",
+                plan.backend
+            );
+        }
+        if let Some(dk) = disk_key() {
+            cache::remember(dk, &stats, false);
+        }
+        cache::put(self.key, &learned, Some(machine));
     }
 }
 

@@ -32,6 +32,11 @@ pub struct SampleStats {
     /// Measured throughput of two threads over twice that of one (`e2`), if measured:
     /// near 1 for work that scales, near 0.5 for work serialised on a lock.
     pub two_thread_efficiency: Option<f64>,
+    /// How much faster an item runs with its own (rayon) parallelism than with it
+    /// confined to one thread, if measured: near 1 when that parallelism does not pay,
+    /// or when `process_cpu_ratio` was other threads' work. The model counts an item as
+    /// using this many CPUs, not `process_cpu_ratio`.
+    pub inner_speedup: Option<f64>,
     /// Items still to run after the sample, if known (exact length or estimate).
     pub remaining_items: Option<usize>,
     /// Mean encoded size of one input item, in bytes (Processes only).
@@ -61,6 +66,7 @@ impl Default for SampleStats {
             cpu_ratio: 1.0,
             process_cpu_ratio: 1.0,
             two_thread_efficiency: None,
+            inner_speedup: None,
             remaining_items: None,
             in_bytes: 0.0,
             out_bytes: 0.0,
@@ -70,5 +76,15 @@ impl Default for SampleStats {
             decode_out_secs: 0.0,
             item_bytes: 0.0,
         }
+    }
+}
+
+impl SampleStats {
+    /// Whether a sampled item mostly waited for work it handed to other threads (its
+    /// own rayon calls, made from a thread outside the pool): the sampled thread was
+    /// mostly idle while the process kept at least a CPU busy. Run on a thread of the
+    /// pool instead, the same calls share the pool's threads.
+    pub(crate) fn waits_on_other_threads(&self) -> bool {
+        self.cpu_ratio < 0.75 && self.cpu_ratio * self.process_cpu_ratio >= 1.0
     }
 }

@@ -181,15 +181,19 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// Lets the pool hold up to `threads` threads (it never shrinks the cap: threads
+/// beyond what runs end when idle).
+pub(crate) fn allow(threads: usize) {
+    let mut st = pool().lock();
+    st.cap = st.cap.max(threads.clamp(1, MAX_THREADS));
+}
+
 /// Runs `f` with a scope whose jobs run on the blocking pool, with up to `threads` of
 /// them at once (fewer if other callers' jobs hold the pool), waits for all of them,
 /// and returns what `f` returned. A panic of `f`, else of a job, reaches the caller
 /// after every job has ended.
 pub(crate) fn scope<'a, R>(threads: usize, f: impl FnOnce(&Scope<'a>) -> R) -> R {
-    {
-        let mut st = pool().lock();
-        st.cap = st.cap.max(threads.clamp(1, MAX_THREADS));
-    }
+    allow(threads);
     let scope = Scope {
         pending: Arc::new((Mutex::new(Pending::default()), Condvar::new())),
         _borrows: PhantomData,

@@ -16,6 +16,16 @@
 //! that a user's nested rayon call is waiting on, and the two would wait for each
 //! other. A helper finds the queue empty and ends; the caller spawns helpers again when
 //! it queues chunks and fewer than `w - 1` are running.
+//!
+//! Items that hand their work to rayon themselves are the exception: called from the
+//! caller's thread, outside the pool, their rayon calls queue behind the helpers' work
+//! while the caller sleeps. Then the caller only feeds and emits, and `w` helpers
+//! compute, where the items' rayon calls share the pool's threads.
+//!
+//! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
+//! caller checks its [`Watch`], and when the items drift far off the plan it takes the
+//! new course the orchestration gives: another chunk size, more or fewer helpers, or
+//! none (the caller alone, as serial).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -27,7 +37,8 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::blocking;
 use crate::context::{Context, acting_as};
-use crate::plumbing::{ChunkFold, Chunker, FirstChunk, Stage};
+use crate::plan::Backend;
+use crate::plumbing::{ChunkFold, Chunker, Feedback, Stage, Watch};
 use crate::progress::Progress;
 
 /// Where helper tasks run: a rayon scope, or a scope of the blocking pool.
@@ -35,25 +46,48 @@ pub(crate) trait Spawn<'a> {
     /// The context of the backend's threads, which the caller takes on while it runs a
     /// chunk: a nested call in an item plans the same wherever the item runs.
     const CONTEXT: Context;
+    /// The backend whose threads these are.
+    const BACKEND: Backend;
 
     /// Runs `job` on one of the backend's threads, before the scope ends.
     fn spawn_job(&self, job: impl FnOnce() + Send + 'a);
+
+    /// Lets up to `jobs` of the scope's jobs run at once (a re-plan that widens it).
+    fn allow(&self, jobs: usize);
 }
 
 impl<'a> Spawn<'a> for rayon::Scope<'a> {
     const CONTEXT: Context = Context::RayonWorker;
+    const BACKEND: Backend = Backend::Rayon;
 
     fn spawn_job(&self, job: impl FnOnce() + Send + 'a) {
         self.spawn(move |_| job());
     }
+
+    fn allow(&self, _: usize) {}
 }
 
 impl<'a> Spawn<'a> for blocking::Scope<'a> {
     const CONTEXT: Context = Context::ThreadsPool;
+    const BACKEND: Backend = Backend::Threads;
 
     fn spawn_job(&self, job: impl FnOnce() + Send + 'a) {
         self.spawn(job);
     }
+
+    fn allow(&self, jobs: usize) {
+        blocking::allow(jobs);
+    }
+}
+
+/// How a pipeline starts: its width, whether the caller is one of its workers, and
+/// what may change its course.
+pub(crate) struct Start<'a> {
+    pub workers: usize,
+    pub caller_works: bool,
+    pub watch: Option<Watch<'a>>,
+    /// Input index past the last item, when the length is known.
+    pub end: Option<usize>,
 }
 
 /// A chunk waiting to run: its position, the index of its first item, its items.
@@ -67,6 +101,8 @@ struct Shared<T, A> {
     results: Sender<Outcome<A>>,
     /// Helpers running.
     helpers: AtomicUsize,
+    /// Most helpers that may run at once (a re-plan changes it).
+    most: AtomicUsize,
     /// Chunks finished (by anyone), emitted or not.
     finished: AtomicU64,
     /// Set when the job stops (a panic, or the consumer stopped early): chunks not yet
@@ -91,8 +127,9 @@ impl<T, A> Shared<T, A> {
             .is_empty()
     }
 
-    /// Counts one more running helper, if fewer than `most` run.
-    fn join(&self, most: usize) -> bool {
+    /// Counts one more running helper, if fewer than the most allowed run.
+    fn join(&self) -> bool {
+        let most = self.most.load(Ordering::Acquire);
         self.helpers
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < most).then_some(n + 1)
@@ -102,11 +139,11 @@ impl<T, A> Shared<T, A> {
 }
 
 /// What every worker of a job runs a chunk with: the stage, the fold of its outputs,
-/// and, when the job checks its plan on the first chunk, where to record its time.
+/// and where to record the chunk's time.
 pub(crate) struct Work<'a, S, K> {
     pub stage: &'a S,
     pub fold: &'a K,
-    pub timing: Option<&'a FirstChunk>,
+    pub feedback: &'a Feedback,
 }
 
 impl<S, K> Clone for Work<'_, S, K> {
@@ -117,8 +154,7 @@ impl<S, K> Clone for Work<'_, S, K> {
 
 impl<S, K> Copy for Work<'_, S, K> {}
 
-/// Runs one chunk of `n` items with a fresh stage state, timing it if the job checks
-/// its plan on the first chunk.
+/// Runs one chunk of `n` items with a fresh stage state, and times it.
 fn run_chunk<T, S, K, I>(
     work: Work<'_, S, K>,
     first: usize,
@@ -133,23 +169,18 @@ where
     let Work {
         stage,
         fold,
-        timing,
+        feedback,
     } = work;
-    let run = || {
+    feedback.time(n, || {
         catch_unwind(AssertUnwindSafe(|| {
             let mut st = stage.state();
             fold.fold(stage.serial(&mut st, first, items))
         }))
-    };
-    match timing {
-        Some(t) => t.time(n, run),
-        None => run(),
-    }
+    })
 }
 
-/// A helper: runs queued chunks until the queue is empty or the job stops. `helpers`
-/// is the most that may run at once.
-fn help<T, S, K>(shared: &Shared<T, K::Acc>, helpers: usize, work: Work<'_, S, K>)
+/// A helper: runs queued chunks until the queue is empty or the job stops.
+fn help<T, S, K>(shared: &Shared<T, K::Acc>, work: Work<'_, S, K>)
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
@@ -164,7 +195,7 @@ where
             shared.helpers.fetch_sub(1, Ordering::AcqRel);
             // The caller may have queued chunks after the pop and, counting this helper
             // as running, spawned none for them: take them back up if there is room.
-            if shared.stop.load(Ordering::Relaxed) || !shared.queued() || !shared.join(helpers) {
+            if shared.stop.load(Ordering::Relaxed) || !shared.queued() || !shared.join() {
                 return;
             }
             continue;
@@ -186,12 +217,18 @@ struct Feed<'s, 'a, Sp, S, K, Src> {
     scope: &'s Sp,
     work: Work<'a, S, K>,
     src: Src,
-    /// Most helpers running at once.
-    helpers: usize,
     /// Most chunks queued or running at once.
     window: u64,
     next_send: u64,
     done: bool,
+    /// Whether the caller runs chunks too (see the module's notes).
+    caller_works: bool,
+    /// Watches the items' time against the plan's, when the job may be re-planned.
+    watch: Option<Watch<'a>>,
+    /// Input index past the last item, when the length is known.
+    end: Option<usize>,
+    /// The backend the helpers run on.
+    backend: Backend,
 }
 
 impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
@@ -208,6 +245,7 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
         K::Acc: 'a,
         Src: Iterator<Item = T>,
     {
+        self.steer(shared);
         let mut queued = {
             let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             let finished = shared.finished.load(Ordering::Acquire);
@@ -224,13 +262,51 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             }
             queue.len()
         };
-        // One helper per queued chunk at most, `helpers` in all.
-        while queued > 0 && shared.join(self.helpers) {
-            let (shared, most, work) = (Arc::clone(shared), self.helpers, self.work);
-            self.scope.spawn_job(move || help(&shared, most, work));
+        // One helper per queued chunk at most.
+        while queued > 0 && shared.join() {
+            let (shared, work) = (Arc::clone(shared), self.work);
+            self.scope.spawn_job(move || help(&shared, work));
             queued -= 1;
         }
     }
+
+    /// Takes a new course if the items drifted far off the plan: the chunk size, the
+    /// width, or serial (no helpers: the caller runs the rest).
+    fn steer<T, A>(&mut self, shared: &Shared<T, A>)
+    where
+        Sp: Spawn<'a>,
+        Src: Iterator<Item = T>,
+    {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        if self.done {
+            return;
+        }
+        let at = self.src.next_index();
+        let remaining = self.end.map(|end| end.saturating_sub(at));
+        let Some(course) = watch.check(at, remaining, self.backend) else {
+            return;
+        };
+        self.src.set_size(course.chunk_size);
+        let workers = match course.backend {
+            Backend::Serial => {
+                self.caller_works = true;
+                1
+            }
+            _ => course.workers.max(1),
+        };
+        let helpers = helper_count(workers, self.caller_works);
+        self.scope.allow(helpers);
+        shared.most.store(helpers, Ordering::Release);
+        self.window = crate::limits::in_flight_chunks(workers) as u64;
+    }
+}
+
+/// Helpers for `workers` workers: one fewer when the caller is one of them.
+fn helper_count(workers: usize, caller_works: bool) -> usize {
+    let workers = workers.max(1);
+    if caller_works { workers - 1 } else { workers }
 }
 
 /// The items of a chunk the caller runs, refilling the queue every `every` items: while
@@ -284,31 +360,37 @@ where
     K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    /// A pipeline over `src` run by the caller and up to `workers - 1` helpers spawned
-    /// in `scope`, with at most `window` chunks queued or running.
+    /// A pipeline over `src` run by `workers` workers, the caller one of them if
+    /// `caller_works`, the others helpers spawned in `scope`, with at most `window`
+    /// chunks queued or running.
     pub(crate) fn start(
         scope: &'s Sp,
         work: Work<'a, S, K>,
         src: Chunker<Src>,
-        workers: usize,
-        window: usize,
+        course: Start<'a>,
         progress: &'a Progress,
     ) -> Self {
         let (results, received) = unbounded();
+        let helpers = helper_count(course.workers, course.caller_works);
+        scope.allow(helpers);
         Pipeline {
             feed: Feed {
                 scope,
                 work,
                 src,
-                helpers: workers.max(1) - 1,
-                window: window.max(1) as u64,
+                window: crate::limits::in_flight_chunks(course.workers) as u64,
                 next_send: 0,
                 done: false,
+                caller_works: course.caller_works,
+                watch: course.watch,
+                end: course.end,
+                backend: Sp::BACKEND,
             },
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
                 results,
                 helpers: AtomicUsize::new(0),
+                most: AtomicUsize::new(helpers),
                 finished: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
             }),
@@ -386,7 +468,9 @@ where
                 continue;
             }
             // Nothing to emit yet: work instead of waiting.
-            if let Some((seq, first, items)) = self.shared.pop() {
+            if let Some((seq, first, items)) =
+                self.feed.caller_works.then(|| self.shared.pop()).flatten()
+            {
                 let n = items.len();
                 let r = self.run_here(first, items);
                 self.record((seq, n, r));

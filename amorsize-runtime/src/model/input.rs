@@ -83,6 +83,10 @@ pub(super) fn clean_sample(stats: &SampleStats) -> SampleStats {
     } else {
         1.0
     };
+    s.inner_speedup = s
+        .inner_speedup
+        .filter(|x| !x.is_nan())
+        .map(|x| x.clamp(1.0, MAX_PROCESS_CPU_RATIO));
     s.two_thread_efficiency = match s.two_thread_efficiency {
         Some(e) if e.is_nan() => None,
         Some(e) if e.is_infinite() => Some(if e > 0.0 { 1.0 } else { 0.0 }),
@@ -133,6 +137,7 @@ pub(super) struct Workload {
 
 impl Workload {
     pub fn new(s: &SampleStats, n: usize) -> Workload {
+        let (r, q) = cpu_use(s);
         let serial_fraction = match s.two_thread_efficiency {
             // A measurement this close to 1 is noise, not a serial part.
             Some(e) if e >= E2_SCALES => 0.0,
@@ -145,8 +150,8 @@ impl Workload {
             n,
             t: formula_secs(s.mean_item_secs),
             cv: s.cv.clamp(0.0, MAX_CV),
-            r: s.cpu_ratio.clamp(MIN_CPU_RATIO, 1.0),
-            q: s.process_cpu_ratio.clamp(1.0, MAX_PROCESS_CPU_RATIO),
+            r,
+            q,
             serial_fraction,
             parent_io: formula_secs(s.encode_in_secs) + formula_secs(s.decode_out_secs),
             worker_io: formula_secs(s.decode_in_secs) + formula_secs(s.encode_out_secs),
@@ -157,6 +162,24 @@ impl Workload {
     /// Serial time of the remaining items, `N * t`.
     pub fn serial_secs(&self) -> f64 {
         self.n as f64 * self.t
+    }
+}
+
+/// The item's CPU use as the formula reads it: `(r, q)`, thread CPU over wall and the
+/// CPUs one item keeps usefully busy. When the inner speedup `x` was measured, `q` is
+/// `x` (never more than the process-wide ratio, which bounds what an item can use),
+/// and `r` is the share of a CPU the item keeps busy when confined to one thread: the
+/// process's CPU over wall, divided by `x`, at most 1. An item that waits on its own
+/// rayon calls reads a low thread `r`, but it is CPU work.
+pub(super) fn cpu_use(s: &SampleStats) -> (f64, f64) {
+    let r = s.cpu_ratio.clamp(MIN_CPU_RATIO, 1.0);
+    let q = s.process_cpu_ratio.clamp(1.0, MAX_PROCESS_CPU_RATIO);
+    match s.inner_speedup {
+        Some(x) if x.is_finite() => {
+            let x = x.clamp(1.0, q);
+            ((r * q / x).clamp(MIN_CPU_RATIO, 1.0), x)
+        }
+        _ => (r, q),
     }
 }
 

@@ -133,7 +133,7 @@ const IO_BOUND_RATIO: f64 = 0.5;
 /// Two-thread efficiency below this marks work that does not scale on threads.
 const THREADS_SCALE_EFFICIENCY: f64 = 0.8;
 /// `process_cpu_ratio` at or above this marks internally parallel items.
-const INTERNALLY_PARALLEL_RATIO: f64 = 1.1;
+pub(crate) const INTERNALLY_PARALLEL_RATIO: f64 = 1.1;
 
 /// The parallel backends, in [`Backend::ALL`] order.
 const PARALLEL: [Backend; 3] = [Backend::Rayon, Backend::Threads, Backend::Processes];
@@ -208,6 +208,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         fallbacks: machine.fallbacks.clone(),
         label: None,
         origin: crate::plan::Origin::Fresh,
+        replans: Vec::new(),
     };
 
     let costs = PARALLEL.map(|b| Cost::new(b, &work, &machine_in));
@@ -387,6 +388,14 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
     {
         plan.reasons
             .push(Reason::ThreadsDoNotScale { efficiency: e });
+    }
+    if let Some(speedup) = plan.sample.inner_speedup
+        && plan.sample.process_cpu_ratio >= INTERNALLY_PARALLEL_RATIO
+    {
+        plan.reasons.push(Reason::InnerParallelismMeasured {
+            process_cpu_ratio: plan.sample.process_cpu_ratio,
+            speedup,
+        });
     }
     if work.q >= INTERNALLY_PARALLEL_RATIO {
         plan.reasons

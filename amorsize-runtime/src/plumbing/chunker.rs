@@ -32,6 +32,17 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
         self
     }
 
+    /// Input index of the next item to be cut.
+    pub(crate) fn next_index(&self) -> usize {
+        self.next_index
+    }
+
+    /// Cuts chunks of `size` items from now on (a re-plan); growth on an estimated
+    /// length goes on from there.
+    pub(crate) fn set_size(&mut self, size: usize) {
+        self.size = size.clamp(1, MAX_CHUNK);
+    }
+
     /// The next chunk and the index of its first item, or `None` at the end.
     pub(crate) fn next_chunk(&mut self) -> Option<(usize, Vec<T>)> {
         let mut v = Vec::with_capacity(self.size);

@@ -10,16 +10,17 @@
 //! - [`Finish`] and [`Items`]: how a consumer receives the sampled head, then the rest
 //!   (serially, or chunk by chunk), in input order.
 //! - [`CallSite`]: where a pipeline was written.
-//! - [`FirstChunk`]: how long the first finished chunk took, to check a remembered plan.
+//! - [`Feedback`], [`Steer`]: what a running job's chunks measure, and how executors
+//!   ask for a new course when it is far off the plan.
 
 mod chunker;
-mod first_chunk;
+mod feedback;
 mod fold;
 mod site;
 mod stage;
 
 pub(crate) use chunker::Chunker;
-pub(crate) use first_chunk::FirstChunk;
+pub(crate) use feedback::{Course, Drift, Feedback, Steer, Watch};
 pub(crate) use fold::{ChunkFold, Finish, Items, KeepOutputs};
 pub(crate) use site::CallSite;
 pub(crate) use stage::sealed;

@@ -13,7 +13,7 @@ use crate::probe::MachineProfile;
 use crate::process::TaskCall;
 use crate::stats::SampleStats;
 
-use super::scaling;
+use super::{inner, scaling};
 
 /// Work each of the two threads does for the efficiency measurement, in seconds.
 pub(crate) const SCALING_TARGET_SECS: f64 = 2e-3;
@@ -21,6 +21,9 @@ pub(crate) const SCALING_TARGET_SECS: f64 = 2e-3;
 pub(crate) const SCALING_MAX_ITEMS: usize = 1 << 16;
 /// Only measured when the predicted rest of the job is at least this long.
 pub(crate) const SCALING_MIN_WORK_SECS: f64 = 20e-3;
+/// The inner speedup is measured only when the predicted rest of the job is at least
+/// this long.
+pub(crate) const INNER_MIN_WORK_SECS: f64 = 20e-3;
 /// Most items whose encoding is measured.
 pub(crate) const WIRE_ITEMS: usize = 8;
 /// Items are pulled for the encoding measurement only while their predicted work
@@ -34,6 +37,8 @@ pub(crate) struct Wanted {
     pub scaling: bool,
     /// The encoding costs, for worker processes.
     pub processes: bool,
+    /// The inner speedup of items that seem to use several CPUs (see [`inner`]).
+    pub inner: bool,
 }
 
 /// Which extra measurements pay for this job, after its sample; forbids processes for
@@ -62,7 +67,18 @@ pub(crate) fn wanted(
     // measured on a busy machine it can read low for work that scales, so it is not
     // risked where it could only turn a parallel plan serial.
     let scaling = processes && options.backend.is_none() && machine.cpu_budget >= 2;
-    Wanted { scaling, processes }
+    // Other threads' CPU time reads as the item's own parallelism: check it before it
+    // keeps outer parallelism away. Inside a rayon worker only rayon is a candidate,
+    // and the item's rayon calls already share its pool.
+    let inner = stats.process_cpu_ratio >= crate::model::INTERNALLY_PARALLEL_RATIO
+        && options.backend.is_none()
+        && machine.cpu_budget >= 2
+        && context == Context::Free;
+    Wanted {
+        scaling,
+        processes,
+        inner,
+    }
 }
 
 /// What the extra measurements ran: outputs in order, how many items were pulled, and
@@ -78,15 +94,15 @@ pub(crate) struct Extra<O> {
 }
 
 /// Pulls a few more items from `src` (indices from `first_index`), measures with them
-/// what `stats` lacks, and runs them. `scaling`: measure the two-thread efficiency;
-/// `call`: measure the encoding of inputs and outputs.
+/// what `stats` lacks, and runs them: what `wanted` asks for, the encoding of inputs
+/// and outputs through `call`.
 pub(crate) fn measure<T, S, I>(
     src: &mut I,
     stage: &S,
     st: &mut S::State,
     first_index: usize,
     stats: &mut SampleStats,
-    scaling: bool,
+    wanted: Wanted,
     call: Option<&TaskCall<T, S::Out>>,
 ) -> Extra<S::Out>
 where
@@ -98,8 +114,15 @@ where
     let work = stats
         .remaining_items
         .map_or(f64::INFINITY, |n| n as f64 * t);
+    let mut k = 0;
+    if wanted.inner && t > 0.0 && work >= INNER_MIN_WORK_SECS {
+        k = ((inner::TARGET_SECS / t).ceil() as usize).clamp(1, inner::MAX_ITEMS);
+        if let Some(n) = stats.remaining_items {
+            k = k.min(n / 8);
+        }
+    }
     let mut m = 0;
-    if scaling && t > 0.0 && work >= SCALING_MIN_WORK_SECS {
+    if wanted.scaling && t > 0.0 && work >= SCALING_MIN_WORK_SECS {
         m = ((SCALING_TARGET_SECS / t).ceil() as usize).clamp(1, SCALING_MAX_ITEMS);
         if let Some(n) = stats.remaining_items {
             // Never more than a quarter of what is left.
@@ -111,8 +134,8 @@ where
         Some(_) => WIRE_ITEMS,
         None => 0,
     };
-    let want = (3 * m).max(wire);
-    let items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
+    let want = (2 * k + 3 * m).max(wire);
+    let mut items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
     let pulled = items.len();
     let exhausted = pulled < want;
     // Inputs are consumed by the run: encode the ones to check a worker with first.
@@ -138,7 +161,13 @@ where
         stats.encode_in_secs = c.encode_secs;
         stats.decode_in_secs = c.decode_secs;
     }
-    let (outputs, e2) = scaling::two_threads(stage, st, items, m);
+    let after_inner = items.split_off((2 * k).min(items.len()));
+    let (mut outputs, speedup) = inner::confined(stage, st, items, k);
+    if speedup.is_some() {
+        stats.inner_speedup = speedup;
+    }
+    let (more, e2) = scaling::two_threads(stage, st, after_inner, m);
+    outputs.extend(more);
     if e2.is_some() {
         stats.two_thread_efficiency = e2;
     }

@@ -9,6 +9,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod extra;
+pub(crate) mod inner;
 #[cfg(unix)]
 pub(crate) mod processes;
 pub(crate) mod scaling;

@@ -1,0 +1,278 @@
+//! [`Feedback`]: what the chunks of a running job measured, and [`Steer`]: how the
+//! executors ask the orchestration for a new course when it is far off the plan.
+//!
+//! Executors time every chunk (two clock reads per chunk, about 50 ns, against chunks
+//! the model sized to amortise a hand-off of microseconds) into a few atomic counters.
+//! The caller's side compares the time per item since the last change with the one
+//! the plan assumed, and past [`DRIFT_FACTOR`] either way asks the [`Steer`] for a
+//! course: the orchestration re-runs the model (the executors know nothing of it), and
+//! the executor applies what it can without running any item twice: the chunk size,
+//! the number of workers, serial or not.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::plan::{Backend, Replan};
+
+/// How far (as a factor, either way) the measured time per item may be from the
+/// expected one before the rest of the job is re-planned.
+pub(crate) const DRIFT_FACTOR: f64 = 2.0;
+/// Most re-plans in one job: a cost that keeps drifting (growing with the index) is
+/// followed a few times, then left to the last course.
+pub(crate) const MAX_REPLANS: usize = 4;
+/// Least work measured since the last change before it counts as evidence.
+const MIN_EVIDENCE_SECS: f64 = 200e-6;
+
+/// Timings of a job's chunks, shared by every worker.
+#[derive(Debug, Default)]
+pub(crate) struct Feedback {
+    items: AtomicU64,
+    nanos: AtomicU64,
+    /// The first finished chunk's seconds per item, as `f64` bits (0: none yet).
+    first: AtomicU64,
+}
+
+impl Feedback {
+    /// Runs `f` over a chunk of `items` items and records its time.
+    pub(crate) fn time<R>(&self, items: usize, f: impl FnOnce() -> R) -> R {
+        let start = Instant::now();
+        let r = f();
+        self.record(items, start.elapsed().as_secs_f64());
+        r
+    }
+
+    /// Records `items` items that took `secs` in all.
+    pub(crate) fn record(&self, items: usize, secs: f64) {
+        if items == 0 {
+            return;
+        }
+        let per_item = (secs / items as f64).max(f64::MIN_POSITIVE);
+        let _ = self.first.compare_exchange(
+            0,
+            per_item.to_bits(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+        self.nanos.fetch_add((secs * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    /// Items recorded and their seconds, in all.
+    pub(crate) fn totals(&self) -> (u64, f64) {
+        (
+            self.items.load(Ordering::Relaxed),
+            self.nanos.load(Ordering::Relaxed) as f64 * 1e-9,
+        )
+    }
+
+    /// The first finished chunk's seconds per item.
+    pub(crate) fn first_per_item(&self) -> Option<f64> {
+        let bits = self.first.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+}
+
+/// A new course for the rest of a job, as the executor applies it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Course {
+    /// `Serial` runs the rest on the caller alone.
+    pub backend: Backend,
+    pub workers: usize,
+    pub chunk_size: usize,
+}
+
+/// What the executor tells the orchestration when the items drift off the plan.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Drift {
+    /// Input index of the next item not yet handed out.
+    pub at_item: usize,
+    /// Seconds per item the current course assumed.
+    pub expected_secs: f64,
+    /// Seconds per item measured since the current course began.
+    pub measured_secs: f64,
+    /// Items left, if known.
+    pub remaining: Option<usize>,
+    /// Whether the executor can start workers (a serial run on the caller can only
+    /// switch to rayon; a pipeline can change its width and chunk size).
+    pub from: Backend,
+}
+
+/// Re-plans the rest of a job; owned by the orchestration, called by executors on the
+/// caller's thread. Keeps the re-plans it made, for the plan and the log.
+pub(crate) struct Steer<'a> {
+    replan: &'a (dyn Fn(&Drift) -> Course + Sync),
+    made: Mutex<Vec<Replan>>,
+}
+
+impl<'a> Steer<'a> {
+    pub(crate) fn new(replan: &'a (dyn Fn(&Drift) -> Course + Sync)) -> Self {
+        Steer {
+            replan,
+            made: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The re-plans made so far.
+    pub(crate) fn made(&self) -> Vec<Replan> {
+        self.made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn ask(&self, drift: &Drift) -> Course {
+        let course = (self.replan)(drift);
+        self.made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Replan {
+                at_item: drift.at_item,
+                expected_secs: drift.expected_secs,
+                measured_secs: drift.measured_secs,
+                backend: course.backend,
+                workers: course.workers,
+                chunk_size: course.chunk_size,
+            });
+        course
+    }
+}
+
+/// The caller's watch over one running job: compares what the chunks measure with
+/// what the current course assumed.
+pub(crate) struct Watch<'a> {
+    steer: &'a Steer<'a>,
+    feedback: &'a Feedback,
+    expected_secs: f64,
+    /// Totals when the current course began.
+    since: (u64, f64),
+    replans: usize,
+}
+
+impl<'a> Watch<'a> {
+    /// Watches a job whose course assumed `expected_secs` per item.
+    pub(crate) fn new(steer: &'a Steer<'a>, feedback: &'a Feedback, expected_secs: f64) -> Self {
+        Watch {
+            steer,
+            feedback,
+            expected_secs,
+            since: feedback.totals(),
+            replans: 0,
+        }
+    }
+
+    /// Seconds per item the current course assumes.
+    pub(crate) fn expected_secs(&self) -> f64 {
+        self.expected_secs
+    }
+
+    /// A new course if the items since the last change ran more than
+    /// [`DRIFT_FACTOR`] off the expected time, with enough of them measured.
+    pub(crate) fn check(
+        &mut self,
+        at_item: usize,
+        remaining: Option<usize>,
+        from: Backend,
+    ) -> Option<Course> {
+        if self.replans >= MAX_REPLANS || !(self.expected_secs > 0.0) {
+            return None;
+        }
+        let (items, secs) = self.feedback.totals();
+        let (n, s) = (items - self.since.0, secs - self.since.1);
+        if n == 0 || s < MIN_EVIDENCE_SECS {
+            return None;
+        }
+        let measured = s / n as f64;
+        let ratio = measured / self.expected_secs;
+        if (1.0 / DRIFT_FACTOR..=DRIFT_FACTOR).contains(&ratio) {
+            return None;
+        }
+        let drift = Drift {
+            at_item,
+            expected_secs: self.expected_secs,
+            measured_secs: measured,
+            remaining,
+            from,
+        };
+        self.replans += 1;
+        self.expected_secs = measured;
+        self.since = (items, secs);
+        Some(self.steer.ask(&drift))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_chunk_is_kept_and_totals_add_up() {
+        let fb = Feedback::default();
+        assert_eq!(fb.first_per_item(), None);
+        fb.record(4, 0.008);
+        fb.record(0, 1.0);
+        fb.record(1, 0.001);
+        assert_eq!(fb.first_per_item(), Some(0.002));
+        let (n, s) = fb.totals();
+        assert_eq!(n, 5);
+        assert!((s - 0.009).abs() < 1e-6, "{s}");
+    }
+
+    fn course(d: &Drift) -> Course {
+        Course {
+            backend: d.from,
+            workers: 2,
+            chunk_size: (1e-3 / d.measured_secs) as usize,
+        }
+    }
+
+    #[test]
+    fn a_drift_past_the_factor_asks_for_a_new_course_once_per_change() {
+        let replan: &(dyn Fn(&Drift) -> Course + Sync) = &course;
+        let steer = Steer::new(replan);
+        let fb = Feedback::default();
+        let mut watch = Watch::new(&steer, &fb, 1e-6);
+        // Within the factor: nothing.
+        fb.record(1_000, 1.5e-3);
+        assert_eq!(watch.check(1_000, Some(9_000), Backend::Rayon), None);
+        // Four times slower: a new course, from the measured time.
+        fb.record(1_000, 4e-3);
+        let c = watch
+            .check(2_000, Some(8_000), Backend::Rayon)
+            .expect("re-planned");
+        assert_eq!(c.backend, Backend::Rayon);
+        let made = steer.made();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].at_item, 2_000);
+        assert!(made[0].measured_secs > 2e-6);
+        // The new course is the baseline now: the same pace asks for nothing.
+        fb.record(1_000, 3e-3);
+        assert_eq!(watch.check(3_000, Some(7_000), Backend::Rayon), None);
+    }
+
+    #[test]
+    fn a_cost_that_keeps_growing_is_followed_a_bounded_number_of_times() {
+        let replan: &(dyn Fn(&Drift) -> Course + Sync) = &course;
+        let steer = Steer::new(replan);
+        let fb = Feedback::default();
+        let mut watch = Watch::new(&steer, &fb, 1e-6);
+        let mut per_item = 1e-6;
+        for i in 0..100 {
+            per_item *= 3.0;
+            fb.record(1_000, per_item * 1_000.0);
+            let _ = watch.check(i * 1_000, None, Backend::Rayon);
+        }
+        assert_eq!(steer.made().len(), MAX_REPLANS);
+    }
+
+    #[test]
+    fn too_little_work_is_no_evidence() {
+        let replan: &(dyn Fn(&Drift) -> Course + Sync) = &course;
+        let steer = Steer::new(replan);
+        let fb = Feedback::default();
+        let mut watch = Watch::new(&steer, &fb, 1e-3);
+        fb.record(1, 10e-6);
+        assert_eq!(watch.check(1, None, Backend::Rayon), None);
+        assert!(steer.made().is_empty());
+    }
+}
