@@ -521,7 +521,7 @@ pub struct Plan {
 /// A change of course made while a job ran: from which item, why, and the new choice.
 ///
 /// ```
-/// # use amorsize::Plan;
+/// # use amorsize_runtime::Plan;
 /// fn show(plan: &Plan) {
 ///     for r in &plan.replans {
 ///         println!("{r}"); // "at item 20: items took 52 ns, not 1.01 ms: rayon x2, chunk 8192"

@@ -716,7 +716,14 @@ impl Learn {
             workers: course.workers,
             chunk_size: course.chunk_size,
         };
-        if env::config().log != LogLevel::Off {
+        // A new chunk size alone is logged in full only: on a busy machine a job may
+        // adjust it often, and `AMORSIZE_LOG=plan` shows decisions a reader acts on.
+        let level = if course.backend == drift.from && course.workers == plan.workers {
+            LogLevel::Full
+        } else {
+            LogLevel::Plan
+        };
+        if env::config().log >= level {
             eprintln!("amorsize: [{site}] re-planned {replan}");
         }
         #[cfg(feature = "tracing")]

@@ -29,6 +29,12 @@ pub enum RowId {
     Tokens,
     /// Heavy items, each run right after an untimed waiting job on `par_auto`.
     AfterWait,
+    /// Twenty ~1 ms items, then cheap ones: the sample sees only the costly head.
+    DriftDown,
+    /// Cheap items, then ~20 µs ones: the sample sees only the cheap head.
+    DriftUp,
+    /// Items whose cost grows steadily with the index.
+    Growing,
     /// Not a matrix row: heavy items whose function records when the first item ran
     /// off the main thread (planning overhead).
     Latency,
@@ -36,7 +42,7 @@ pub enum RowId {
 
 impl RowId {
     /// The rows of the matrix, in report order.
-    pub const MATRIX: [RowId; 13] = [
+    pub const MATRIX: [RowId; 16] = [
         RowId::Tiny,
         RowId::TinyNs,
         RowId::Cheap,
@@ -50,6 +56,9 @@ impl RowId {
         RowId::Files,
         RowId::Tokens,
         RowId::AfterWait,
+        RowId::DriftDown,
+        RowId::DriftUp,
+        RowId::Growing,
     ];
 
     /// The name used on the command line and in the tables.
@@ -68,6 +77,9 @@ impl RowId {
             RowId::Files => "files",
             RowId::Tokens => "tokens",
             RowId::AfterWait => "cpu-after-wait",
+            RowId::DriftDown => "drift-down",
+            RowId::DriftUp => "drift-up",
+            RowId::Growing => "growing",
             RowId::Latency => "latency",
         }
     }
@@ -105,6 +117,12 @@ impl RowId {
             (RowId::Tokens, true) => 1_000_000,
             (RowId::AfterWait, false) => 1_000,
             (RowId::AfterWait, true) => 500,
+            // 20 x 1 ms + 200,000 x 50 ns: about 30 ms serially.
+            (RowId::DriftDown, _) => DRIFT_DOWN_HEAD + 200_000,
+            // 10,000 x 50 ns + 10,000 x 20 us: about 200 ms serially.
+            (RowId::DriftUp, _) => 20_000,
+            (RowId::Growing, false) => 4_000,
+            (RowId::Growing, true) => 2_000,
             (RowId::Latency, false) => 2_000,
             (RowId::Latency, true) => 1_000,
         }
@@ -132,6 +150,9 @@ impl RowId {
                 "~100 µs hash, as heavy; every timed run (cold too) follows an untimed \
                  `par_auto` job of 200 x 5 ms sleeps on its blocking pool"
             }
+            RowId::DriftDown => "20 x ~1 ms hash, then ~50 ns hashes",
+            RowId::DriftUp => "half ~50 ns hashes, then half ~20 µs hashes",
+            RowId::Growing => "hash of 0 to ~100 µs, growing linearly with the index",
         }
     }
 
@@ -189,6 +210,8 @@ pub const FILES_QUICK: usize = 4_000;
 /// The waiting job before each run of the cpu-after-wait row.
 pub const WAIT_ITEMS: u64 = 200;
 pub const WAIT_MICROS: u32 = 5_000;
+/// Costly items at the head of the drift-down row.
+pub const DRIFT_DOWN_HEAD: usize = 20;
 
 /// Hash rounds per row, chosen at start-up so each item costs its target here.
 #[derive(Clone, Debug, PartialEq)]
@@ -434,6 +457,26 @@ pub fn skewed(n: usize, median_rounds: u32) -> Vec<Work> {
     v
 }
 
+/// The first `split` items of `head` rounds, the rest of `tail` rounds.
+fn two_phases(n: usize, split: usize, head: u32, tail: u32) -> Vec<Work> {
+    (0..n as u64)
+        .map(|seed| Work {
+            seed,
+            rounds: if (seed as usize) < split { head } else { tail },
+        })
+        .collect()
+}
+
+/// Rounds growing linearly from 1 to `top` along the input.
+fn growing(n: usize, top: u32) -> Vec<Work> {
+    (0..n as u64)
+        .map(|seed| Work {
+            seed,
+            rounds: ((f64::from(top) * (seed + 1) as f64 / n as f64) as u32).max(1),
+        })
+        .collect()
+}
+
 pub fn sleep(n: usize) -> Vec<Wait> {
     (0..n as u64)
         .map(|seed| Wait {
@@ -505,6 +548,17 @@ pub fn visit<V: RowVisitor>(row: RowId, cal: &Calibration, quick: bool, v: V) ->
         RowId::Files => v.visit(row, files(n), work::files_item),
         RowId::Tokens => v.visit(row, tokens(n), work::tokens_item),
         RowId::AfterWait => v.visit(row, uniform(n, cal.heavy), work::after_wait_item),
+        RowId::DriftDown => v.visit(
+            row,
+            two_phases(n, DRIFT_DOWN_HEAD, cal.mixed_cpu, cal.cheap),
+            work::drift_item,
+        ),
+        RowId::DriftUp => v.visit(
+            row,
+            two_phases(n, n / 2, cal.cheap, cal.skew_median),
+            work::drift_item,
+        ),
+        RowId::Growing => v.visit(row, growing(n, cal.heavy), work::drift_item),
         RowId::Latency => v.visit(row, uniform(n, cal.heavy), work::latency_item),
     }
 }

@@ -246,6 +246,7 @@ pub fn targets(w: &mut String, rows: &[RowResult]) {
         format!("predicted/measured: {}", shown.join(", ")),
     );
     disk_targets(w, rows);
+    learning_targets(w, rows);
     let serial_plans: Vec<&str> = rows
         .iter()
         .filter(|r| {
@@ -345,4 +346,58 @@ fn disk_targets(w: &mut String, rows: &[RowResult]) {
             )
         }),
     );
+}
+
+/// Issue 15's targets: plans that learn while they run. Each row's warm plan (printed
+/// in the plans section) shows the re-plans the run before it made.
+fn learning_targets(w: &mut String, rows: &[RowResult]) {
+    for id in [RowId::DriftDown, RowId::DriftUp, RowId::Growing] {
+        let r = find(rows, id);
+        line(
+            w,
+            &format!("{id}: warm ≥ 0.9 × the best column (goal 0.95)"),
+            r.map(|r| Ratios::of(r).warm_vs_best >= 0.9),
+            r.map_or_else(String::new, |r| {
+                let (name, _) = r.best_column();
+                format!("{:.2} of {name}", Ratios::of(r).warm_vs_best)
+            }),
+        );
+    }
+    let nested = find(rows, RowId::Nested);
+    line(
+        w,
+        "nested: warm ≥ 0.95 × the better of serial and rayon",
+        nested.map(|r| r.serial.median.min(r.rayon.median) / r.warm.median >= 0.95),
+        nested.map_or_else(String::new, |r| {
+            format!(
+                "{:.2} (serial {}, rayon {}, warm {})",
+                r.serial.median.min(r.rayon.median) / r.warm.median,
+                secs(r.serial.median),
+                secs(r.rayon.median),
+                secs(r.warm.median)
+            )
+        }),
+    );
+    for (id, what) in [
+        (RowId::Mixed, "the best pinned plan"),
+        (
+            RowId::Sleep,
+            "the best pinned plan (one thread per item among them)",
+        ),
+    ] {
+        let r = find(rows, id);
+        line(
+            w,
+            &format!("{id}: warm ≥ 0.95 × {what}"),
+            r.map(|r| r.pinned.median / r.warm.median >= 0.95),
+            r.map_or_else(String::new, |r| {
+                format!(
+                    "{:.2} (pinned {}, warm {})",
+                    r.pinned.median / r.warm.median,
+                    secs(r.pinned.median),
+                    secs(r.warm.median)
+                )
+            }),
+        );
+    }
 }

@@ -146,6 +146,15 @@ pub fn skewed_item(w: Work) -> u64 {
     hash_rounds(w.seed, w.rounds)
 }
 
+/// Drift rows (drift-down, drift-up, growing): hashing whose rounds change along the
+/// input, so the items after the sample cost something else than the sampled ones.
+///
+/// A process task: named, with an owned serde input.
+#[amorsize::task]
+pub fn drift_item(w: Work) -> u64 {
+    hash_rounds(w.seed, w.rounds)
+}
+
 /// Sleep row, and the untimed waiting job before every run of the cpu-after-wait row:
 /// waits, then mixes the seed.
 ///

@@ -98,10 +98,10 @@ where
         None if plan.sample.items > 0 => plan.remaining_items,
         _ => None,
     };
-    let end = match plan.sample.remaining_items {
-        Some(n) => Some(rest.first + n),
-        None => None,
-    };
+    let end = plan
+        .sample
+        .remaining_items
+        .map(|n| rest.first.saturating_add(n));
     let work = Work {
         stage,
         fold,
@@ -118,18 +118,25 @@ where
     };
     match plan.backend {
         Backend::Rayon if context == Context::RayonWorker => {
+            let feedback = rest.feedback;
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            let accs = Windowed::new(stage, fold, chunks, workers, progress);
+            let accs = Windowed::new(
+                (stage, fold, feedback),
+                chunks,
+                workers,
+                progress,
+                (start.watch, end),
+            );
             fin.chunks(fold, head, accs)
         }
         Backend::Rayon => rayon::in_place_scope(|s| {
-            let chunked = rest.into_chunks(chunk, estimated);
-            pipelined(s, work, fin, chunked, start)
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            pipelined(s, work, fin, (chunks.ramping(), head, progress), start)
         }),
         // The caller is one of the workers: the pool runs the others.
         Backend::Threads => super::blocking::scope(workers - 1, |s| {
-            let chunked = rest.into_chunks(chunk, estimated);
-            pipelined(s, work, fin, chunked, start)
+            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            pipelined(s, work, fin, (chunks.ramping(), head, progress), start)
         }),
         #[cfg(unix)]
         Backend::Processes => {

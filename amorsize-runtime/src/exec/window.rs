@@ -1,10 +1,13 @@
 //! The windowed executor, for calls made on a rayon worker thread: the caller must not
 //! block that thread on a channel (the pool could deadlock), so it pulls a window of
 //! chunks, runs them with rayon's own work-stealing `collect`, and emits them in order.
+//! Between windows it checks its [`Watch`] and takes a new course (chunk size, width)
+//! when the items drift far off the plan.
 
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
-use crate::plumbing::{ChunkFold, Chunker, Stage};
+use crate::plan::Backend;
+use crate::plumbing::{ChunkFold, Chunker, Feedback, Stage, Watch};
 use crate::progress::Progress;
 
 /// An iterator over partial results of each chunk, in order, one window at a time.
@@ -19,6 +22,10 @@ where
     ready: std::vec::IntoIter<K::Acc>,
     done: bool,
     progress: &'a Progress,
+    feedback: &'a Feedback,
+    watch: Option<Watch<'a>>,
+    /// Input index past the last item, when the length is known.
+    end: Option<usize>,
 }
 
 impl<'a, S, K, T, Src> Windowed<'a, S, K, T, Src>
@@ -29,11 +36,11 @@ where
     Src: Iterator<Item = T>,
 {
     pub(crate) fn new(
-        stage: &'a S,
-        fold: &'a K,
+        (stage, fold, feedback): (&'a S, &'a K, &'a Feedback),
         src: Chunker<Src>,
         workers: usize,
         progress: &'a Progress,
+        (watch, end): (Option<Watch<'a>>, Option<usize>),
     ) -> Self {
         Windowed {
             src,
@@ -43,6 +50,26 @@ where
             ready: Vec::new().into_iter(),
             done: false,
             progress,
+            feedback,
+            watch,
+            end,
+        }
+    }
+
+    /// A new chunk size and width if the items drifted far off the plan.
+    fn steer(&mut self) {
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
+        let at = self.src.next_index();
+        let remaining = self.end.map(|e| e.saturating_sub(at));
+        if let Some(course) = watch.check(at, remaining, Backend::Rayon) {
+            self.src.set_size(course.chunk_size);
+            let workers = match course.backend {
+                Backend::Serial => 1,
+                _ => course.workers,
+            };
+            self.window = crate::limits::nested_window_chunks(workers);
         }
     }
 }
@@ -64,6 +91,7 @@ where
             if self.done {
                 return None;
             }
+            self.steer();
             let mut chunks = Vec::with_capacity(self.window);
             while chunks.len() < self.window {
                 match self.src.next_chunk() {
@@ -75,12 +103,15 @@ where
                 }
             }
             let items: usize = chunks.iter().map(|c| c.1.len()).sum();
-            let (stage, fold) = (self.stage, self.fold);
+            let (stage, fold, feedback) = (self.stage, self.fold, self.feedback);
             let accs: Vec<K::Acc> = chunks
                 .into_par_iter()
                 .map_init(
                     || stage.state(),
-                    |st, (first, items)| fold.fold(stage.serial(st, first, items.into_iter())),
+                    |st, (first, items)| {
+                        let n = items.len();
+                        feedback.time(n, || fold.fold(stage.serial(st, first, items.into_iter())))
+                    },
                 )
                 .collect();
             self.progress.add(items);

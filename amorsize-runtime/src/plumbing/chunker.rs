@@ -13,6 +13,8 @@ pub(crate) struct Chunker<Src> {
     size: usize,
     /// Input index past which the chunk size doubles (and this doubles too).
     grow_at: Option<usize>,
+    /// While ramping up: the size of the next chunk, doubling up to `size`.
+    ramp: Option<usize>,
 }
 
 impl<T, Src: Iterator<Item = T>> Chunker<Src> {
@@ -23,7 +25,17 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
             next_index: first,
             size: size.clamp(1, MAX_CHUNK),
             grow_at: None,
+            ramp: None,
         }
+    }
+
+    /// Starts with chunks of one item, doubling up to the planned size: costly items
+    /// at the head of the input (which a plan made from a cache has not sampled) are
+    /// spread over the workers instead of landing in one chunk, and every worker gets
+    /// its first chunk sooner. It costs a few more hand-offs, once per job.
+    pub(crate) fn ramping(mut self) -> Self {
+        self.ramp = (self.size > 1).then_some(1);
+        self
     }
 
     /// Grows the chunk size once `estimate` more items than planned for have passed.
@@ -41,12 +53,23 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
     /// length goes on from there.
     pub(crate) fn set_size(&mut self, size: usize) {
         self.size = size.clamp(1, MAX_CHUNK);
+        self.ramp = None;
     }
 
     /// The next chunk and the index of its first item, or `None` at the end.
     pub(crate) fn next_chunk(&mut self) -> Option<(usize, Vec<T>)> {
-        let mut v = Vec::with_capacity(self.size);
-        v.extend(self.src.by_ref().take(self.size));
+        let size = match self.ramp {
+            Some(r) if r < self.size => {
+                self.ramp = Some(r * 2);
+                r
+            }
+            _ => {
+                self.ramp = None;
+                self.size
+            }
+        };
+        let mut v = Vec::with_capacity(size);
+        v.extend(self.src.by_ref().take(size));
         if v.is_empty() {
             return None;
         }
@@ -73,6 +96,25 @@ mod tests {
         assert_eq!(c.next_chunk(), Some((9, vec![14, 15, 16, 17])));
         assert_eq!(c.next_chunk(), Some((13, vec![18, 19])));
         assert_eq!(c.next_chunk(), None);
+    }
+
+    #[test]
+    fn a_ramp_doubles_from_one_item_to_the_planned_size() {
+        let mut c = Chunker::new(0..100u32, 0, 10).ramping();
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        while let Some((first, v)) = c.next_chunk() {
+            assert_eq!(first, next);
+            next += v.len();
+            sizes.push(v.len());
+        }
+        assert_eq!(next, 100);
+        assert_eq!(sizes[..6], [1, 2, 4, 8, 10, 10]);
+        // A new size (a re-plan) ends the ramp.
+        let mut c = Chunker::new(0..100u32, 0, 10).ramping();
+        c.next_chunk();
+        c.set_size(7);
+        assert_eq!(c.next_chunk().map(|c| c.1.len()), Some(7));
     }
 
     #[test]
