@@ -77,8 +77,9 @@
 
 #[doc(inline)]
 pub use amorsize_runtime::{
-    AutoIter, Backend, Candidate, Error, ErrorKind, Estimate, MachineProfile, NestedIn, Optimized,
-    Options, Origin, ParAuto, Plan, Reason, Replan, SampleStats, clear_cache, optimize,
+    AutoIter, Backend, Candidate, DEFAULT_MIN_SPEEDUP, Error, ErrorKind, Estimate, MachineProfile,
+    NestedIn, Optimized, Options, Origin, ParAuto, Plan, Reason, Replan, SampleStats, clear_cache,
+    optimize,
 };
 
 #[doc(inline)]

@@ -752,7 +752,9 @@ impl Learn {
         let items = chunked as f64 + sampled as f64;
         let measured = (secs + expected * sampled as f64) / items;
         let ratio = measured / expected;
-        let off = !(expected > 0.0) || !(1.0 / LEARN_FACTOR..=LEARN_FACTOR).contains(&ratio);
+        let off = expected.is_nan()
+            || expected <= 0.0
+            || !(1.0 / LEARN_FACTOR..=LEARN_FACTOR).contains(&ratio);
         if replans.is_empty() && !off {
             return;
         }

@@ -1,14 +1,16 @@
 //! Running the rest of a job on the backend its plan chose: the sampled head first,
 //! then every item not yet pulled, each exactly once, in input order.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::pipeline::{Spawn, Start, Work};
 use super::{Pipeline, Windowed};
 use crate::context::Context;
 use crate::limits::MAX_CHUNK;
 use crate::plan::{Backend, Plan};
-use crate::plumbing::{ChunkFold, Chunker, Feedback, Finish, Stage, Steer, Watch};
+use crate::plumbing::{
+    ChunkFold, Chunker, Feedback, Finish, Stage, Steer, TAPER_CHUNKS_PER_WORKER, Watch,
+};
 use crate::progress::Progress;
 
 /// Worker processes taken for a job planned on them, or why there are none.
@@ -120,6 +122,7 @@ where
         Backend::Rayon if context == Context::RayonWorker => {
             let feedback = rest.feedback;
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+            let chunks = chunks.tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
             let accs = Windowed::new(
                 (stage, fold, feedback),
                 chunks,
@@ -131,12 +134,18 @@ where
         }
         Backend::Rayon => rayon::in_place_scope(|s| {
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            pipelined(s, work, fin, (chunks.ramping(), head, progress), start)
+            let chunks = chunks
+                .ramping()
+                .tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
+            pipelined(s, work, fin, (chunks, head, progress), start)
         }),
         // The caller is one of the workers: the pool runs the others.
         Backend::Threads => super::blocking::scope(workers - 1, |s| {
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            pipelined(s, work, fin, (chunks.ramping(), head, progress), start)
+            let chunks = chunks
+                .ramping()
+                .tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
+            pipelined(s, work, fin, (chunks, head, progress), start)
         }),
         #[cfg(unix)]
         Backend::Processes => {
@@ -179,21 +188,26 @@ where
 }
 
 /// Predicted work below which a serial plan runs as plain serial code, unwatched: a
-/// job this short pays nothing for the watch, and its items could hardly drift far
-/// enough to matter.
-const WATCH_MIN_SECS: f64 = 1e-3;
-/// Work between two clock reads on a watched serial run.
+/// job this short pays nothing for the watch.
+const WATCH_MIN_SECS: f64 = 50e-6;
+/// Work between two looks at the watch on a watched serial run.
 const WATCH_EVERY_SECS: f64 = 1e-3;
+/// A batch that has run this many times its share of work ends early (its items turned
+/// costlier), checked a few times per batch.
+const WATCH_OVERRUN: f64 = 2.0;
+/// Clock reads inside one batch, to notice an overrun (about 25 ns each: 0.2 % of the
+/// batch).
+const WATCH_READS_PER_BATCH: usize = 64;
 
 fn worth_watching(plan: &Plan) -> bool {
     let n = plan.remaining_items.unwrap_or(0) as f64;
     n * plan.sample.mean_item_secs >= WATCH_MIN_SECS
 }
 
-/// A serial run that reads the clock every [`WATCH_EVERY_SECS`] of planned work (a
-/// batch of items on the caller, with the sample's stage state) and, when the items
-/// turn out far costlier than sampled and the new course is parallel, runs the rest
-/// on rayon's pipelined executor.
+/// A serial run that looks at its watch after every [`WATCH_EVERY_SECS`] of work (a
+/// batch of items pulled lazily on the caller, with the sample's stage state) and, when
+/// the items turn out far costlier than sampled and the new course is parallel, runs
+/// the rest on rayon's pipelined executor.
 fn watched_serial<'a, T, I, S, K, C>(
     work: Work<'a, S, K>,
     fin: C,
@@ -217,13 +231,17 @@ where
         progress,
         ..
     } = rest;
-    let t = watch.expected_secs().max(1e-9);
-    let batch = ((WATCH_EVERY_SECS / t).ceil() as usize).clamp(1, MAX_CHUNK);
-    let chunks = Chunker::new(source, first, batch);
-    let st = state.unwrap_or_else(|| work.stage.state());
+    let batch = batch_for(watch.expected_secs(), MAX_CHUNK);
+    let serial = OnCaller {
+        source,
+        next: first,
+        st: state.unwrap_or_else(|| work.stage.state()),
+        watch,
+        batch,
+    };
     rayon::in_place_scope(|scope| {
         let accs = Watched {
-            phase: Phase::Serial(Some((chunks, st, watch))),
+            phase: Phase::Serial(Some(serial)),
             scope,
             work,
             end,
@@ -234,10 +252,26 @@ where
     })
 }
 
+/// Items per batch for [`WATCH_EVERY_SECS`] of work at `per_item` seconds each, at most
+/// `most`.
+fn batch_for(per_item: f64, most: usize) -> usize {
+    ((WATCH_EVERY_SECS / per_item.max(1e-9)).ceil() as usize).clamp(1, most.max(1))
+}
+
+/// A watched serial run on the caller: the rest of the source, the next item's index,
+/// the stage state, the watch, and the next batch's size.
+struct OnCaller<'a, I, St> {
+    source: I,
+    next: usize,
+    st: St,
+    watch: Watch<'a>,
+    batch: usize,
+}
+
 /// Where a watched serial run is: on the caller, or handed to a pipeline.
 enum Phase<'s, 'a, S: Stage<T>, K: ChunkFold<S::Out>, T, I> {
-    /// `None` only while switching.
-    Serial(Option<(Chunker<I>, S::State, Watch<'a>)>),
+    /// `None` once the source ended, and while switching.
+    Serial(Option<OnCaller<'a, I, S::State>>),
     Parallel(Pipeline<'s, 'a, rayon::Scope<'a>, S, K, T, I>),
 }
 
@@ -251,6 +285,47 @@ struct Watched<'s, 'a, S: Stage<T>, K: ChunkFold<S::Out>, T, I> {
     context: Context,
 }
 
+/// Up to `left` items of `src`, counted in `taken`, ending early once `deadline` has
+/// passed (the clock is read every `stride` items).
+struct Batch<'b, I> {
+    src: &'b mut I,
+    left: usize,
+    taken: &'b mut usize,
+    stride: usize,
+    until_read: usize,
+    deadline: Instant,
+    ended: &'b mut bool,
+}
+
+impl<I: Iterator> Iterator for Batch<'_, I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.until_read == 0 {
+            if Instant::now() >= self.deadline {
+                return None;
+            }
+            self.until_read = self.stride;
+        }
+        self.until_read -= 1;
+        self.left -= 1;
+        match self.src.next() {
+            Some(x) => {
+                *self.taken += 1;
+                Some(x)
+            }
+            None => {
+                *self.ended = true;
+                self.left = 0;
+                None
+            }
+        }
+    }
+}
+
 impl<'s, 'a, S, K, T, I> Iterator for Watched<'s, 'a, S, K, T, I>
 where
     S: Stage<T>,
@@ -262,35 +337,60 @@ where
     type Item = K::Acc;
 
     fn next(&mut self) -> Option<K::Acc> {
-        let Phase::Serial(serial) = &mut self.phase else {
-            let Phase::Parallel(p) = &mut self.phase else {
-                unreachable!()
-            };
-            return p.next();
+        let serial = match &mut self.phase {
+            Phase::Parallel(p) => return p.next(),
+            Phase::Serial(serial) => serial,
         };
-        let (chunks, st, watch) = serial.as_mut()?;
-        let (first, items) = chunks.next_chunk()?;
-        let n = items.len();
+        let on = serial.as_mut()?;
         let Work { stage, fold, .. } = self.work;
-        let acc = self
-            .work
-            .feedback
-            .time(n, || fold.fold(stage.serial(st, first, items.into_iter())));
-        self.progress.add(n);
-        let at = chunks.next_index();
+        let (mut taken, mut ended) = (0usize, false);
+        let start = Instant::now();
+        let budget = WATCH_OVERRUN * WATCH_EVERY_SECS;
+        let batch = Batch {
+            src: &mut on.source,
+            left: on.batch,
+            taken: &mut taken,
+            stride: (on.batch / WATCH_READS_PER_BATCH).max(1),
+            until_read: (on.batch / WATCH_READS_PER_BATCH).max(1),
+            deadline: start + Duration::from_secs_f64(budget),
+            ended: &mut ended,
+        };
+        let acc = fold.fold(stage.serial(&mut on.st, on.next, batch));
+        let secs = start.elapsed().as_secs_f64();
+        if taken == 0 {
+            *serial = None;
+            return None;
+        }
+        self.work.feedback.record(taken, secs);
+        self.progress.add(taken);
+        on.next += taken;
+        if ended {
+            *serial = None;
+            return Some(acc);
+        }
+        // The next batch: about the same work at the pace just measured, growing at
+        // most twofold.
+        on.batch = batch_for(secs / taken as f64, on.batch.saturating_mul(2));
+        let at = on.next;
         let remaining = self.end.map(|e| e.saturating_sub(at));
         // Only a free caller can start rayon workers (inside a rayon worker or a
         // worker process the plan stays serial).
         if self.context == Context::Free
-            && let Some(course) = watch.check(at, remaining, Backend::Serial)
+            && let Some(course) = on.watch.check(at, remaining, Backend::Serial)
             && course.backend == Backend::Rayon
-            && let Some((mut chunks, _, watch)) = serial.take()
+            && let Some(on) = serial.take()
         {
-            chunks.set_size(course.chunk_size);
+            let workers = course.workers.max(1);
+            let mut chunks = Chunker::new(on.source, on.next, course.chunk_size).tapering(
+                self.end,
+                workers,
+                TAPER_CHUNKS_PER_WORKER,
+            );
+            chunks.replanned(course.chunk_size, workers);
             let start = Start {
-                workers: course.workers.max(1),
+                workers,
                 caller_works: true,
-                watch: Some(watch),
+                watch: Some(on.watch),
                 end: self.end,
             };
             self.phase = Phase::Parallel(Pipeline::start(

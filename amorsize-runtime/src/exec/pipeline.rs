@@ -288,7 +288,6 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
         let Some(course) = watch.check(at, remaining, self.backend) else {
             return;
         };
-        self.src.set_size(course.chunk_size);
         let workers = match course.backend {
             Backend::Serial => {
                 self.caller_works = true;
@@ -296,6 +295,7 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             }
             _ => course.workers.max(1),
         };
+        self.src.replanned(course.chunk_size, workers);
         let helpers = helper_count(workers, self.caller_works);
         self.scope.allow(helpers);
         shared.most.store(helpers, Ordering::Release);

@@ -64,11 +64,11 @@ where
         let at = self.src.next_index();
         let remaining = self.end.map(|e| e.saturating_sub(at));
         if let Some(course) = watch.check(at, remaining, Backend::Rayon) {
-            self.src.set_size(course.chunk_size);
             let workers = match course.backend {
                 Backend::Serial => 1,
                 _ => course.workers,
             };
+            self.src.replanned(course.chunk_size, workers);
             self.window = crate::limits::nested_window_chunks(workers);
         }
     }

@@ -15,7 +15,18 @@ pub(crate) struct Chunker<Src> {
     grow_at: Option<usize>,
     /// While ramping up: the size of the next chunk, doubling up to `size`.
     ramp: Option<usize>,
+    /// Input index past the last item, and the share of the items left that one chunk
+    /// may take (see [`tapering`](Self::tapering)).
+    taper: Option<(usize, usize)>,
 }
+
+/// Chunks per worker a tapering chunker keeps in what is left of the input.
+pub(crate) const TAPER_CHUNKS_PER_WORKER: usize = 4;
+/// The same after a re-plan: items that drifted once may drift again, so the chunks
+/// stay small enough to notice it.
+pub(crate) const TAPER_CHUNKS_PER_WORKER_REPLANNED: usize = 16;
+/// A tapering chunk is never below the planned size divided by this.
+const TAPER_FLOOR_DIVISOR: usize = 16;
 
 impl<T, Src: Iterator<Item = T>> Chunker<Src> {
     /// Chunks of `size` items; the first item of `src` has input index `first`.
@@ -26,7 +37,23 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
             size: size.clamp(1, MAX_CHUNK),
             grow_at: None,
             ramp: None,
+            taper: None,
         }
+    }
+
+    /// When the input's end is known: no chunk takes more than its share of what is
+    /// left (`chunks_per_worker` chunks for each of `workers`), so chunks shrink
+    /// towards the end, down to a sixteenth of the planned size. The last chunks then
+    /// end close together, whatever the items cost (a cost that grows along the input
+    /// would otherwise leave one worker with the costliest chunk at the end).
+    pub(crate) fn tapering(
+        mut self,
+        end: Option<usize>,
+        workers: usize,
+        per_worker: usize,
+    ) -> Self {
+        self.taper = end.map(|e| (e, workers.max(1) * per_worker.max(1)));
+        self
     }
 
     /// Starts with chunks of one item, doubling up to the planned size: costly items
@@ -49,16 +76,19 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
         self.next_index
     }
 
-    /// Cuts chunks of `size` items from now on (a re-plan); growth on an estimated
-    /// length goes on from there.
-    pub(crate) fn set_size(&mut self, size: usize) {
+    /// Cuts chunks of `size` items for `workers` from now on (a re-plan); growth on an
+    /// estimated length goes on from there, and a known end tapers more closely.
+    pub(crate) fn replanned(&mut self, size: usize, workers: usize) {
         self.size = size.clamp(1, MAX_CHUNK);
         self.ramp = None;
+        if let Some((end, _)) = self.taper {
+            self.taper = Some((end, workers.max(1) * TAPER_CHUNKS_PER_WORKER_REPLANNED));
+        }
     }
 
     /// The next chunk and the index of its first item, or `None` at the end.
     pub(crate) fn next_chunk(&mut self) -> Option<(usize, Vec<T>)> {
-        let size = match self.ramp {
+        let mut size = match self.ramp {
             Some(r) if r < self.size => {
                 self.ramp = Some(r * 2);
                 r
@@ -68,6 +98,11 @@ impl<T, Src: Iterator<Item = T>> Chunker<Src> {
                 self.size
             }
         };
+        if let Some((end, parts)) = self.taper {
+            let share = end.saturating_sub(self.next_index) / parts;
+            let floor = (self.size / TAPER_FLOOR_DIVISOR).max(1);
+            size = size.min(share.max(floor));
+        }
         let mut v = Vec::with_capacity(size);
         v.extend(self.src.by_ref().take(size));
         if v.is_empty() {
@@ -113,8 +148,25 @@ mod tests {
         // A new size (a re-plan) ends the ramp.
         let mut c = Chunker::new(0..100u32, 0, 10).ramping();
         c.next_chunk();
-        c.set_size(7);
+        c.replanned(7, 2);
         assert_eq!(c.next_chunk().map(|c| c.1.len()), Some(7));
+    }
+
+    #[test]
+    fn chunks_taper_towards_the_end_down_to_a_floor() {
+        let mut c = Chunker::new(0..10_000u32, 0, 1_000).tapering(Some(10_000), 2, 4);
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        while let Some((first, v)) = c.next_chunk() {
+            assert_eq!(first, next);
+            next += v.len();
+            sizes.push(v.len());
+        }
+        assert_eq!(next, 10_000);
+        assert_eq!(sizes[0], 1_000);
+        assert!(sizes.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
+        let body = &sizes[..sizes.len() - 1];
+        assert_eq!(*body.iter().min().unwrap(), 62, "{sizes:?}");
     }
 
     #[test]

@@ -27,6 +27,9 @@ const MIN_EVIDENCE_SECS: f64 = 200e-6;
 /// doubles it, so a job whose chunks keep drifting (noise on a busy machine, a few
 /// costly items among cheap ones) changes course less and less often.
 const MIN_EVIDENCE_CHUNKS: u64 = 2;
+/// Work that is evidence enough however few chunks it took (a watched serial run
+/// measures batches of about a millisecond); doubles with each re-plan too.
+const LONG_EVIDENCE_SECS: f64 = 2e-3;
 
 /// Timings of a job's chunks, shared by every worker.
 #[derive(Debug, Default)]
@@ -185,7 +188,7 @@ impl<'a> Watch<'a> {
         remaining: Option<usize>,
         from: Backend,
     ) -> Option<Course> {
-        if self.replans >= MAX_REPLANS || !(self.expected_secs > 0.0) {
+        if self.replans >= MAX_REPLANS || self.expected_secs.is_nan() || self.expected_secs <= 0.0 {
             return None;
         }
         let now = mark(self.feedback);
@@ -194,7 +197,9 @@ impl<'a> Watch<'a> {
             now.1 - self.since.1,
             now.2 - self.since.2,
         );
-        if n == 0 || s < MIN_EVIDENCE_SECS || chunks < MIN_EVIDENCE_CHUNKS << self.replans {
+        let enough = chunks >= MIN_EVIDENCE_CHUNKS << self.replans
+            || s >= LONG_EVIDENCE_SECS * f64::from(1u32 << self.replans);
+        if n == 0 || s < MIN_EVIDENCE_SECS || !enough {
             return None;
         }
         let measured = s / n as f64;
@@ -273,20 +278,20 @@ mod tests {
             fb.record(1_000, 3e-3);
         }
         assert_eq!(watch.check(3_000, Some(7_000), Backend::Rayon), None);
-        // Evidence for the next change takes twice the chunks.
+        // Evidence for the next change takes twice the chunks (or twice the work).
         let mut watch = Watch::new(&steer, &fb, 1e-6);
-        fb.record(1_000, 3e-3);
-        fb.record(1_000, 3e-3);
+        fb.record(1_000, 0.3e-3);
+        fb.record(1_000, 0.3e-3);
         assert!(watch.check(4_000, None, Backend::Rayon).is_some());
-        fb.record(1_000, 30e-3);
-        fb.record(1_000, 30e-3);
+        fb.record(1_000, 1e-3);
+        fb.record(1_000, 1e-3);
         assert_eq!(
             watch.check(5_000, None, Backend::Rayon),
             None,
             "two chunks are not enough now"
         );
-        fb.record(1_000, 30e-3);
-        fb.record(1_000, 30e-3);
+        fb.record(1_000, 1e-3);
+        fb.record(1_000, 1e-3);
         assert!(watch.check(6_000, None, Backend::Rayon).is_some());
     }
 

@@ -19,7 +19,7 @@ mod fold;
 mod site;
 mod stage;
 
-pub(crate) use chunker::Chunker;
+pub(crate) use chunker::{Chunker, TAPER_CHUNKS_PER_WORKER};
 pub(crate) use feedback::{Course, Drift, Feedback, Steer, Watch};
 pub(crate) use fold::{ChunkFold, Finish, Items, KeepOutputs};
 pub(crate) use site::CallSite;

@@ -72,7 +72,7 @@ where
         (out, t.elapsed().as_secs_f64())
     });
     outputs.extend(out);
-    let speedup = (free >= MIN_PHASE_SECS && free > 0.0).then(|| (confined / free).max(1.0));
+    let speedup = (free >= MIN_PHASE_SECS).then(|| (confined / free).max(1.0));
     (outputs, speedup)
 }
 
