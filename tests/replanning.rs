@@ -2,12 +2,40 @@
 //! cheaper) than its sample changes course for the rest, without running any item
 //! twice, out of order or beyond the in-flight window; and the call site's next plan is
 //! made from what the whole job measured.
+//!
+//! Each test runs in a fresh process without the disk cache: what an earlier run of
+//! this binary learnt would change what the first call sees.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use amorsize::prelude::*;
 use amorsize::{Backend, Plan, Reason};
+
+mod support;
+use support::{is_child, run_child};
+
+/// True in the fresh process that runs the test `name`; in the test's own process,
+/// runs that one (without a disk cache) and checks that it passed. One child at a
+/// time: the tests measure, and would otherwise share the CPUs.
+fn in_fresh_process(name: &str) -> bool {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    if is_child(name) {
+        return true;
+    }
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = run_child(name, &[("AMORSIZE_CACHE", "off")], 120);
+    // The child ran this one test, and it passed.
+    assert!(
+        out.success && out.stdout.contains("1 passed"),
+        "{name} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        out.stdout,
+        out.stderr
+    );
+    false
+}
 
 /// A fixed amount of CPU work.
 fn spin(rounds: u64) -> u64 {
@@ -138,6 +166,9 @@ fn rises(i: usize) -> u64 {
 
 #[test]
 fn a_job_that_turns_costly_changes_course_and_keeps_every_guarantee() {
+    if !in_fresh_process("a_job_that_turns_costly_changes_course_and_keeps_every_guarantee") {
+        return;
+    }
     for backend in [None, Some(Backend::Rayon), Some(Backend::Threads)] {
         let what = format!("{backend:?}");
         let n = 6_000;
@@ -180,10 +211,14 @@ fn a_job_that_turns_costly_changes_course_and_keeps_every_guarantee() {
 
 #[test]
 fn a_serial_plan_whose_items_turn_costly_goes_parallel() {
+    if !in_fresh_process("a_serial_plan_whose_items_turn_costly_goes_parallel") {
+        return;
+    }
     // Asked for nearly two times serial, the cheap head plans serial (what rayon would
-    // gain on 2,000 cheap items is less); the costly rest is worth it.
-    let n = 2_000;
-    let rises = |i: usize| if i < 500 { 1 } else { 3_000 };
+    // gain on the cheap items left after the sample is less); the costly rest is worth
+    // it.
+    let n = 1_000;
+    let rises = |i: usize| if i < 600 { 1 } else { 3_000 };
     let (first, second) = twice_asking(n, (None, 1.9), rises);
     check_once_in_order(&first, n, "first");
     check_once_in_order(&second, n, "second");
@@ -196,7 +231,7 @@ fn a_serial_plan_whose_items_turn_costly_goes_parallel() {
                 .plan
                 .replans
                 .iter()
-                .any(|r| r.backend == Backend::Rayon && r.at_item >= 500),
+                .any(|r| r.backend == Backend::Rayon && r.at_item >= 600),
             "no switch to rayon recorded: {:#}",
             second.plan
         );
@@ -205,6 +240,9 @@ fn a_serial_plan_whose_items_turn_costly_goes_parallel() {
 
 #[test]
 fn a_job_that_turns_cheap_is_re_planned_with_bigger_chunks() {
+    if !in_fresh_process("a_job_that_turns_cheap_is_re_planned_with_bigger_chunks") {
+        return;
+    }
     let n = 200_000;
     // A few costly items at the head, then cheap ones: sampled on the head, the plan
     // expects costly items throughout and cuts small chunks.
@@ -223,6 +261,10 @@ fn a_job_that_turns_cheap_is_re_planned_with_bigger_chunks() {
 
 #[test]
 fn a_cost_that_grows_on_every_chunk_is_re_planned_a_bounded_number_of_times() {
+    if !in_fresh_process("a_cost_that_grows_on_every_chunk_is_re_planned_a_bounded_number_of_times")
+    {
+        return;
+    }
     let n = 4_000;
     let grows = |i: usize| 1 + i as u64;
     let (_, next) = twice(n, Some(Backend::Rayon), grows);
@@ -232,6 +274,9 @@ fn a_cost_that_grows_on_every_chunk_is_re_planned_a_bounded_number_of_times() {
 
 #[test]
 fn a_nested_call_on_a_rayon_worker_is_re_planned_too() {
+    if !in_fresh_process("a_nested_call_on_a_rayon_worker_is_re_planned_too") {
+        return;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -249,6 +294,9 @@ fn a_nested_call_on_a_rayon_worker_is_re_planned_too() {
 
 #[test]
 fn items_whose_own_rayon_calls_do_not_pay_are_run_in_parallel() {
+    if !in_fresh_process("items_whose_own_rayon_calls_do_not_pay_are_run_in_parallel") {
+        return;
+    }
     // Each item splits a tiny loop over rayon: the process keeps both CPUs busy (it
     // reads as internally parallel), but confined to one thread the item is no slower.
     let item = |x: u64| {
@@ -270,10 +318,9 @@ fn items_whose_own_rayon_calls_do_not_pay_are_run_in_parallel() {
         return;
     }
     // Measured, not assumed: the confined run happened and the plan says so.
-    let x = plan
-        .sample
-        .inner_speedup
-        .expect("the inner speedup is measured");
+    let Some(x) = plan.sample.inner_speedup else {
+        panic!("the inner speedup was not measured: {plan:#}");
+    };
     assert!(x >= 1.0, "{plan:#}");
     assert!(
         plan.reasons

@@ -103,8 +103,9 @@ pub(crate) struct Job<I: Iterator, S: Stage<I::Item>, H, K: ChunkFold<S::Out>> {
 /// it measured to the next call.
 struct Learn {
     key: Key,
-    /// Options as the model saw them.
-    options: Options,
+    /// Options as the model saw them, when the plan was made now (a cached plan's are
+    /// worked out only if they are needed).
+    options: Option<Options>,
     machine: Option<Arc<probe::MachineProfile>>,
 }
 
@@ -231,7 +232,7 @@ where
             if !self.options.fully_pinned() {
                 self.learn = Some(Learn {
                     key,
-                    options: self.effective_options(env),
+                    options: None,
                     machine: entry.machine.clone(),
                 });
             }
@@ -285,7 +286,7 @@ where
             if !fully_pinned {
                 self.learn = Some(Learn {
                     key,
-                    options: options.clone(),
+                    options: Some(options.clone()),
                     machine: self.machine.clone(),
                 });
             }
@@ -434,17 +435,12 @@ where
     /// Options as the model sees them: code pins, then the environment, then what the
     /// thread context and the stage rule out.
     fn effective_options(&self, env: &env::EnvConfig) -> Options {
-        let mut o = self.options.with_environment(env);
-        if self.context == Context::RayonWorker {
-            let why = Reason::Nested {
-                inside: NestedIn::RayonWorker,
-            };
-            o.exclude.push((Backend::Threads, why.clone()));
-            o.exclude.push((Backend::Processes, why));
-        } else if let Some(why) = crate::process::unavailable(self.stage.task_call().is_some()) {
-            o.forbid(Backend::Processes, why);
-        }
-        o
+        effective_options(
+            &self.options,
+            env,
+            self.context,
+            self.stage.task_call().is_some(),
+        )
     }
 
     fn sample_and_plan(&mut self, len: Option<usize>, options: &Options) -> Plan {
@@ -616,6 +612,7 @@ where
             recheck,
             learn,
             site,
+            options,
             ..
         } = self;
         let Decision {
@@ -630,9 +627,22 @@ where
         let steerable = learn
             .as_ref()
             .filter(|_| !exhausted && plan.backend != Backend::Processes);
+        // The options the model planned with: worked out now only if they are needed.
+        let planned_with = std::sync::OnceLock::new();
+        let planned_with = || {
+            planned_with.get_or_init(|| match learn.as_ref().and_then(|l| l.options.clone()) {
+                Some(o) => o,
+                None => effective_options(
+                    &options,
+                    env::config(),
+                    context,
+                    stage.task_call().is_some(),
+                ),
+            })
+        };
         let replan = |drift: &Drift| -> Course {
             match steerable {
-                Some(learn) => learn.replan(&plan, drift, site),
+                Some(learn) => learn.replan(planned_with(), &plan, drift, site),
                 None => Course {
                     backend: plan.backend,
                     workers: plan.workers,
@@ -666,10 +676,16 @@ where
         let replans = steer.made();
         if let (Some(recheck), Some(measured)) = (recheck, feedback.first_per_item()) {
             recheck.check(measured, &plan, site);
-        } else if let Some(learn) = learn {
+        } else if let Some(learn) = &learn {
             let key = learn.key;
             let disk_key = move || cache::disk_key::<S, I::Item>(&site, &key);
-            learn.finish(&feedback, consumed, &plan, replans, site, disk_key);
+            learn.finish(
+                (&feedback, consumed),
+                planned_with,
+                &plan,
+                replans,
+                (site, disk_key),
+            );
         }
         out
     }
@@ -684,11 +700,11 @@ impl Learn {
     /// the model again, with the measured time per item and the items left, among the
     /// backends the executor can switch to (its own, or serial; a serial run can start
     /// rayon). Logged as it happens.
-    fn replan(&self, plan: &Plan, drift: &Drift, site: CallSite) -> Course {
+    fn replan(&self, options: &Options, plan: &Plan, drift: &Drift, site: CallSite) -> Course {
         let mut stats = plan.sample.clone();
         stats.mean_item_secs = drift.measured_secs;
         stats.remaining_items = drift.remaining;
-        let mut options = self.options.clone();
+        let mut options = options.clone();
         let keep = match drift.from {
             Backend::Serial => Backend::Rayon,
             b => b,
@@ -734,14 +750,13 @@ impl Learn {
     /// After the job: when its items ran far off the time its plan assumed (over the
     /// whole job, not only the sample), or it changed course on the way, the call
     /// site's next plan is made from what it measured, here and on disk.
-    fn finish(
-        self,
-        feedback: &Feedback,
-        sampled: usize,
+    fn finish<'o>(
+        &self,
+        (feedback, sampled): (&Feedback, usize),
+        options: impl FnOnce() -> &'o Options,
         plan: &Plan,
         replans: Vec<Replan>,
-        site: CallSite,
-        disk_key: impl FnOnce() -> Option<u64>,
+        (site, disk_key): (CallSite, impl FnOnce() -> Option<u64>),
     ) {
         let (chunked, secs) = feedback.totals();
         if chunked == 0 {
@@ -763,11 +778,11 @@ impl Learn {
         if stats.remaining_items.is_some() {
             stats.remaining_items = Some(chunked as usize + sampled);
         }
-        let machine = match self.machine {
-            Some(m) => m,
+        let machine = match &self.machine {
+            Some(m) => Arc::clone(m),
             None => Arc::new(probe::profile().clone()),
         };
-        let mut learned = model::plan(&stats, &machine, &self.options);
+        let mut learned = model::plan(&stats, &machine, options());
         learned.label = Some(site.to_string());
         learned.reasons.push(Reason::LearnedFromLastRun {
             expected_secs: expected,
@@ -817,6 +832,27 @@ impl Recheck {
         cache::put(self.key, &remade, Some(self.machine));
     }
 }
+/// Options as the model sees them: code pins, then the environment, then what the
+/// thread context and the stage (`has_task`: a registered task) rule out.
+fn effective_options(
+    options: &Options,
+    env: &env::EnvConfig,
+    context: Context,
+    has_task: bool,
+) -> Options {
+    let mut o = options.with_environment(env);
+    if context == Context::RayonWorker {
+        let why = Reason::Nested {
+            inside: NestedIn::RayonWorker,
+        };
+        o.exclude.push((Backend::Threads, why.clone()));
+        o.exclude.push((Backend::Processes, why));
+    } else if let Some(why) = crate::process::unavailable(has_task) {
+        o.forbid(Backend::Processes, why);
+    }
+    o
+}
+
 /// The exact length, when the size hint pins it.
 fn exact_len((lo, hi): (usize, Option<usize>)) -> Option<usize> {
     (Some(lo) == hi).then_some(lo)

@@ -114,12 +114,18 @@ where
         .map(|steer| Watch::new(steer, rest.feedback, plan.sample.mean_item_secs));
     let start = Start {
         workers,
-        caller_works: !(plan.backend == Backend::Rayon && plan.sample.waits_on_other_threads()),
         watch,
         end,
     };
     match plan.backend {
-        Backend::Rayon if context == Context::RayonWorker => {
+        // On a rayon worker the caller must not block its thread; and items that hand
+        // their own work to rayon would, run on the caller (outside the pool), wait
+        // for it while the pool's threads run other chunks. Both run windows of chunks
+        // on rayon's own work stealing instead, where the items' rayon calls share the
+        // pool.
+        Backend::Rayon
+            if context == Context::RayonWorker || plan.sample.waits_on_other_threads() =>
+        {
             let feedback = rest.feedback;
             let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
             let chunks = chunks.tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
@@ -389,7 +395,6 @@ where
             chunks.replanned(course.chunk_size, workers);
             let start = Start {
                 workers,
-                caller_works: true,
                 watch: Some(on.watch),
                 end: self.end,
             };

@@ -17,11 +17,6 @@
 //! other. A helper finds the queue empty and ends; the caller spawns helpers again when
 //! it queues chunks and fewer than `w - 1` are running.
 //!
-//! Items that hand their work to rayon themselves are the exception: called from the
-//! caller's thread, outside the pool, their rayon calls queue behind the helpers' work
-//! while the caller sleeps. Then the caller only feeds and emits, and `w` helpers
-//! compute, where the items' rayon calls share the pool's threads.
-//!
 //! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
 //! caller checks its [`Watch`], and when the items drift far off the plan it takes the
 //! new course the orchestration gives: another chunk size, more or fewer helpers, or
@@ -80,11 +75,9 @@ impl<'a> Spawn<'a> for blocking::Scope<'a> {
     }
 }
 
-/// How a pipeline starts: its width, whether the caller is one of its workers, and
-/// what may change its course.
+/// How a pipeline starts: its width, and what may change its course.
 pub(crate) struct Start<'a> {
     pub workers: usize,
-    pub caller_works: bool,
     pub watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
     pub end: Option<usize>,
@@ -221,8 +214,6 @@ struct Feed<'s, 'a, Sp, S, K, Src> {
     window: u64,
     next_send: u64,
     done: bool,
-    /// Whether the caller runs chunks too (see the module's notes).
-    caller_works: bool,
     /// Watches the items' time against the plan's, when the job may be re-planned.
     watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
@@ -289,24 +280,15 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             return;
         };
         let workers = match course.backend {
-            Backend::Serial => {
-                self.caller_works = true;
-                1
-            }
+            Backend::Serial => 1,
             _ => course.workers.max(1),
         };
         self.src.replanned(course.chunk_size, workers);
-        let helpers = helper_count(workers, self.caller_works);
+        let helpers = workers - 1;
         self.scope.allow(helpers);
         shared.most.store(helpers, Ordering::Release);
         self.window = crate::limits::in_flight_chunks(workers) as u64;
     }
-}
-
-/// Helpers for `workers` workers: one fewer when the caller is one of them.
-fn helper_count(workers: usize, caller_works: bool) -> usize {
-    let workers = workers.max(1);
-    if caller_works { workers - 1 } else { workers }
 }
 
 /// The items of a chunk the caller runs, refilling the queue every `every` items: while
@@ -360,9 +342,9 @@ where
     K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    /// A pipeline over `src` run by `workers` workers, the caller one of them if
-    /// `caller_works`, the others helpers spawned in `scope`, with at most `window`
-    /// chunks queued or running.
+    /// A pipeline over `src` run by `workers` workers, the caller one of them, the
+    /// others helpers spawned in `scope`, with at most two chunks per worker queued or
+    /// running.
     pub(crate) fn start(
         scope: &'s Sp,
         work: Work<'a, S, K>,
@@ -371,7 +353,7 @@ where
         progress: &'a Progress,
     ) -> Self {
         let (results, received) = unbounded();
-        let helpers = helper_count(course.workers, course.caller_works);
+        let helpers = course.workers.max(1) - 1;
         scope.allow(helpers);
         Pipeline {
             feed: Feed {
@@ -381,7 +363,6 @@ where
                 window: crate::limits::in_flight_chunks(course.workers) as u64,
                 next_send: 0,
                 done: false,
-                caller_works: course.caller_works,
                 watch: course.watch,
                 end: course.end,
                 backend: Sp::BACKEND,
@@ -468,9 +449,7 @@ where
                 continue;
             }
             // Nothing to emit yet: work instead of waiting.
-            if let Some((seq, first, items)) =
-                self.feed.caller_works.then(|| self.shared.pop()).flatten()
-            {
+            if let Some((seq, first, items)) = self.shared.pop() {
                 let n = items.len();
                 let r = self.run_here(first, items);
                 self.record((seq, n, r));

@@ -1,6 +1,8 @@
-//! The windowed executor, for calls made on a rayon worker thread: the caller must not
-//! block that thread on a channel (the pool could deadlock), so it pulls a window of
-//! chunks, runs them with rayon's own work-stealing `collect`, and emits them in order.
+//! The windowed executor, for calls made on a rayon worker thread (the caller must not
+//! block that thread on a channel: the pool could deadlock), and for items that call
+//! rayon themselves (their calls then share the pool with the chunks instead of
+//! waiting behind them): it pulls a window of chunks, runs them with rayon's own
+//! work-stealing `collect`, and emits them in order.
 //! Between windows it checks its [`Watch`] and takes a new course (chunk size, width)
 //! when the items drift far off the plan.
 

@@ -31,6 +31,9 @@ pub(crate) const MAX_BUDGET_SECS: f64 = 20e-3;
 /// the rest ("as many again as seen") is worth planning for, short enough to matter
 /// little against an input that takes longer.
 pub(crate) const UNKNOWN_LENGTH_BUDGET_SECS: f64 = 10e-3;
+/// CPUs that other threads of the process may use beside a busy sampled thread before
+/// they count as the item's own parallelism.
+const OTHERS_NOISE_CPUS: f64 = 0.25;
 /// Most items a sample keeps (their outputs are buffered until the plan is made).
 pub(crate) const MAX_ITEMS: usize = 1 << 16;
 
@@ -157,8 +160,17 @@ where
                 // shows here: little CPU on this thread, a lot on the others. When the
                 // whole process kept less than half a CPU busy, the others' share is
                 // noise (idle pools winding down), not the item's: the work waits.
+                // Likewise, a quarter of a CPU beside a sampled thread that was busy
+                // itself is another thread's (a background measurement, a pool
+                // winding down): an item's own helpers would do a share of its work.
                 let process_busy = if wall > 0.0 { (p1 - p0) / wall } else { 0.0 };
-                if thread_d > 10e-6 && process_busy >= 0.5 {
+                let others = if wall > 0.0 {
+                    (p1 - p0 - thread_d) / wall
+                } else {
+                    0.0
+                };
+                let beside_busy_thread = stats.cpu_ratio >= 0.9 && others < OTHERS_NOISE_CPUS;
+                if thread_d > 10e-6 && process_busy >= 0.5 && !beside_busy_thread {
                     stats.process_cpu_ratio = ((p1 - p0) / thread_d).max(1.0);
                 }
             }
