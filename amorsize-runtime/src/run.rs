@@ -789,7 +789,13 @@ impl Learn {
             measured_secs: measured,
         });
         learned.replans = replans;
-        if env::config().log != LogLevel::Off {
+        // As for re-plans: a new chunk size alone is logged in full only.
+        let level = if learned.backend == plan.backend && learned.workers == plan.workers {
+            LogLevel::Full
+        } else {
+            LogLevel::Plan
+        };
+        if env::config().log >= level {
             eprintln!(
                 "amorsize: {learned} (next call; this one ran {})",
                 plan.backend
