@@ -27,6 +27,8 @@ const MIN_EVIDENCE_SECS: f64 = 200e-6;
 /// doubles it, so a job whose chunks keep drifting (noise on a busy machine, a few
 /// costly items among cheap ones) changes course less and less often.
 const MIN_EVIDENCE_CHUNKS: u64 = 2;
+/// Work left below which a job keeps its course: a new one could gain less than this.
+const MIN_REMAINING_SECS: f64 = 2e-3;
 /// Work that is evidence enough however few chunks it took (a watched serial run
 /// measures batches of about a millisecond); doubles with each re-plan too.
 const LONG_EVIDENCE_SECS: f64 = 2e-3;
@@ -203,6 +205,9 @@ impl<'a> Watch<'a> {
             return None;
         }
         let measured = s / n as f64;
+        if remaining.is_some_and(|r| r as f64 * measured < MIN_REMAINING_SECS) {
+            return None;
+        }
         let ratio = measured / self.expected_secs;
         if (1.0 / DRIFT_FACTOR..=DRIFT_FACTOR).contains(&ratio) {
             return None;
