@@ -11,7 +11,7 @@ use amorsize::Plan;
 use amorsize::prelude::*;
 
 /// A CPU-bound item: about `rounds` multiply-adds.
-fn crunch(seed: u64, rounds: u64) -> u64 {
+pub(crate) fn crunch(seed: u64, rounds: u64) -> u64 {
     let mut x = seed;
     for i in 0..rounds {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(i ^ seed);
@@ -19,9 +19,10 @@ fn crunch(seed: u64, rounds: u64) -> u64 {
     x
 }
 
-/// A tiny item: a few nanoseconds.
+/// A tiny item: a few nanoseconds. Small enough that a sum of millions cannot
+/// overflow.
 fn mix(x: u64) -> u64 {
-    (x ^ 0x9e37).wrapping_mul(0x2545f4914f6cdd1d) >> 7
+    (x ^ 0x9e37).wrapping_mul(0x2545f4914f6cdd1d) >> 24
 }
 
 /// An I/O-like item: waits 10 ms, like a network call.
@@ -62,8 +63,10 @@ fn io_annotated(n: u64) -> u64 {
 }
 
 // ---- par_auto(): the same pipelines, with the plan handed back -----------------------
+// (`pub(crate)`: `tests/quickstart_plans.rs` runs them in this order and checks the
+// plans.)
 
-fn tiny_par_auto(n: u64, plan: &mut Option<Plan>) -> u64 {
+pub(crate) fn tiny_par_auto(n: u64, plan: &mut Option<Plan>) -> u64 {
     (0..n)
         .par_auto()
         .on_plan(|p| *plan = Some(p.clone()))
@@ -71,7 +74,7 @@ fn tiny_par_auto(n: u64, plan: &mut Option<Plan>) -> u64 {
         .sum()
 }
 
-fn heavy_par_auto(seeds: &[u64], plan: &mut Option<Plan>) -> Vec<u64> {
+pub(crate) fn heavy_par_auto(seeds: &[u64], plan: &mut Option<Plan>) -> Vec<u64> {
     seeds
         .iter()
         .par_auto()
@@ -80,7 +83,7 @@ fn heavy_par_auto(seeds: &[u64], plan: &mut Option<Plan>) -> Vec<u64> {
         .collect()
 }
 
-fn io_par_auto(n: u64, plan: &mut Option<Plan>) -> u64 {
+pub(crate) fn io_par_auto(n: u64, plan: &mut Option<Plan>) -> u64 {
     (0..n)
         .par_auto()
         .on_plan(|p| *plan = Some(p.clone()))

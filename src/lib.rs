@@ -72,6 +72,7 @@
 //! serial (for final binaries only: features unify, so a library must never enable
 //! it); `tracing` (on by default) emits spans and an event per plan; `progress` adds
 //! `.progress()`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
@@ -134,13 +135,19 @@ pub use amorsize_runtime::init;
 /// [`linkme`]: https://docs.rs/linkme
 pub use amorsize_macros::task;
 
-/// The traits and attribute most programs need: `use amorsize::prelude::*;`.
+/// The traits, attribute and enum most programs need: `use amorsize::prelude::*;`.
 pub mod prelude {
     #[doc(inline)]
     pub use amorsize_macros::auto_parallel;
     #[doc(inline)]
-    pub use amorsize_runtime::ParAuto;
+    pub use amorsize_runtime::{Backend, ParAuto};
 }
+
+/// The README's Rust snippets, compiled and run as doctests so that each compiles as
+/// written.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub use amorsize_runtime::__private;

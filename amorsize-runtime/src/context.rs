@@ -77,3 +77,23 @@ pub(crate) fn enter_worker_process() {
 pub(crate) fn is_worker_process() -> bool {
     IN_WORKER_PROCESS.load(Ordering::Relaxed) || std::env::var_os(WORKER_MARKER).is_some()
 }
+
+/// Names that async runtimes give their worker threads by default (tokio's, before and
+/// since 1.4x, and async-std's): a job started on one blocks it, and every task the
+/// runtime would run there waits until the job ends. Only default names can be
+/// recognised without depending on the runtimes.
+const ASYNC_WORKER_NAMES: [&str; 3] = [
+    "tokio-rt-worker",
+    "tokio-runtime-worker",
+    "async-std/runtime",
+];
+
+/// The calling thread's name, if it is an async runtime's worker thread.
+pub(crate) fn async_worker() -> Option<String> {
+    let thread = std::thread::current();
+    let name = thread.name()?;
+    ASYNC_WORKER_NAMES
+        .iter()
+        .any(|n| name.starts_with(n))
+        .then(|| name.to_owned())
+}

@@ -1,5 +1,6 @@
 //! Runtime of [amorsize](https://docs.rs/amorsize): probes, sampling, the cost model and
 //! the executors. Use it through the `amorsize` facade crate.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 

@@ -200,6 +200,13 @@ pub enum Reason {
         /// Thread CPU time over wall time in the sample.
         cpu_ratio: f64,
     },
+    /// Many more items wait at once than there are CPUs, and nothing capped it: right
+    /// for sleeps and local files, too many at once for a server that limits
+    /// connections. Cap it with `max_workers` or `AMORSIZE_MAX_WORKERS`.
+    WaitingUncapped {
+        /// Items that wait at once.
+        workers: usize,
+    },
     /// Work that does not scale on threads (measured two-thread efficiency).
     ThreadsDoNotScale {
         /// Throughput of two threads over twice that of one, in `0..=1`.
@@ -351,6 +358,12 @@ impl fmt::Display for Reason {
             Reason::IoBound { cpu_ratio } => write!(
                 f,
                 "I/O-bound (CPU/wall {cpu_ratio:.2}): more threads than cores allowed"
+            ),
+            Reason::WaitingUncapped { workers } => write!(
+                f,
+                "{workers} items wait at once, uncapped: if each holds a connection or \
+                 another scarce resource, cap it with .max_workers(n) or \
+                 AMORSIZE_MAX_WORKERS=n"
             ),
             Reason::ThreadsDoNotScale { efficiency } => write!(
                 f,

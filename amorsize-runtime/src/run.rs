@@ -182,6 +182,9 @@ where
     /// results are kept in the job.
     pub(crate) fn decide(&mut self) -> Decision {
         let env = env::config();
+        if self.context == Context::Free {
+            warn_on_async_worker(&self.site);
+        }
         let inline = if SERIAL_BUILD {
             Some(Reason::SerialFeature)
         } else if env.off {
@@ -838,6 +841,29 @@ impl Recheck {
         cache::put(self.key, &remade, Some(self.machine));
     }
 }
+/// Says once per process, on stderr and as a tracing event, that a job was started on
+/// an async runtime's worker thread: it blocks that thread until it ends.
+fn warn_on_async_worker(site: &CallSite) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if WARNED.is_completed() {
+        return;
+    }
+    let Some(thread) = crate::context::async_worker() else {
+        return;
+    };
+    WARNED.call_once(|| {
+        let text = format!(
+            "amorsize: [{site}] runs on an async runtime's worker thread ({thread}): the \
+             job blocks it until the job ends, and the runtime's other tasks on it wait. \
+             Run the job inside `tokio::task::spawn_blocking` (or your runtime's \
+             equivalent). Said once per process."
+        );
+        #[cfg(feature = "tracing")]
+        tracing::warn!(target: "amorsize", site = %site, thread = %thread, "{text}");
+        eprintln!("{text}");
+    });
+}
+
 /// Options as the model sees them: code pins, then the environment, then what the
 /// thread context and the stage (`has_task`: a registered task) rule out.
 fn effective_options(

@@ -246,6 +246,7 @@ where
     /// Shows a progress bar on stderr (items done, rate, ETA; a spinner when the
     /// length is unknown), counted where items finish, on every backend.
     #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn progress(mut self) -> Self {
         self.progress = true;
         self

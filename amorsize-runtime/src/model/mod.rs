@@ -132,6 +132,8 @@ pub(crate) use pinned::fully_pinned;
 const IO_BOUND_RATIO: f64 = 0.5;
 /// Two-thread efficiency below this marks work that does not scale on threads.
 const THREADS_SCALE_EFFICIENCY: f64 = 0.8;
+/// Threads per CPU above which a plan of waiting work says that nothing capped it.
+const UNCAPPED_WAITING_PER_CPU: usize = 4;
 /// `process_cpu_ratio` at or above this marks internally parallel items.
 pub(crate) const INTERNALLY_PARALLEL_RATIO: f64 = 1.1;
 
@@ -381,6 +383,14 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
     if work.r < IO_BOUND_RATIO && excluded(Backend::Threads).is_none() {
         plan.reasons.push(Reason::IoBound {
             cpu_ratio: plan.sample.cpu_ratio,
+        });
+    }
+    if plan.backend == Backend::Threads
+        && plan.workers > UNCAPPED_WAITING_PER_CPU * machine_in.cpus
+        && options.max_workers.is_none()
+    {
+        plan.reasons.push(Reason::WaitingUncapped {
+            workers: plan.workers,
         });
     }
     if let Some(e) = plan.sample.two_thread_efficiency

@@ -289,6 +289,56 @@ fn internally_parallel_items_get_fewer_workers() {
 }
 
 #[test]
+fn a_measured_inner_speedup_replaces_the_process_cpu_ratio() {
+    // The process kept 8 CPUs busy per CPU of the sampled thread, which mostly waited
+    // for them (r = 0.25): taken as it reads, no outer parallelism pays.
+    let mut s = stats(10_000, 1e-3);
+    s.cpu_ratio = 0.25;
+    s.process_cpu_ratio = 8.0;
+    let assumed = plan(&s, &machine(2), &no_processes());
+    assert_eq!(assumed.backend, Backend::Serial, "{assumed:#}");
+    // Confined to one thread the item is no slower: it is single-threaded CPU work.
+    s.inner_speedup = Some(1.0);
+    let measured = plan(&s, &machine(2), &no_processes());
+    assert_eq!(
+        (measured.backend, measured.workers),
+        (Backend::Rayon, 2),
+        "{measured:#}"
+    );
+    assert!(has(&measured, |r| matches!(
+        r,
+        Reason::InnerParallelismMeasured { .. }
+    )));
+    assert!(!has(&measured, |r| matches!(r, Reason::IoBound { .. })));
+    // An inner parallelism that pays (twice as fast with its own rayon calls) keeps
+    // the item's two CPUs: with two in all, no outer parallelism.
+    s.inner_speedup = Some(2.0);
+    let pays = plan(&s, &machine(2), &no_processes());
+    assert_eq!(pays.backend, Backend::Serial, "{pays:#}");
+}
+
+#[test]
+fn waiting_work_says_when_nothing_capped_it() {
+    let mut s = stats(200, 10e-3);
+    s.cpu_ratio = 0.01;
+    let p = plan(&s, &machine(2), &no_processes());
+    assert_eq!(p.backend, Backend::Threads, "{p:#}");
+    assert!(p.workers > 8, "{p:#}");
+    assert!(
+        has(&p, |r| matches!(r, Reason::WaitingUncapped { .. })),
+        "{p:#}"
+    );
+    let mut capped = no_processes();
+    capped.max_workers = Some(16);
+    let p = plan(&s, &machine(2), &capped);
+    assert!(p.workers <= 16, "{p:#}");
+    assert!(
+        !has(&p, |r| matches!(r, Reason::WaitingUncapped { .. })),
+        "{p:#}"
+    );
+}
+
+#[test]
 fn absurd_options_are_clamped() {
     let mut o = no_processes();
     o.max_workers = Some(0);
