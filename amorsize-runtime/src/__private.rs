@@ -136,16 +136,51 @@ where
 pub trait ViaStd {
     /// The source, unchanged.
     type Iter;
-    /// Returns the source unchanged.
+    /// Returns the source unchanged, saying so once per pipeline when decisions are
+    /// logged.
+    #[track_caller]
     fn __amorsize_par(&self, config: &'static Config) -> Self::Iter;
 }
 
 impl<I> ViaStd for &Wrap<I> {
     type Iter = I;
 
-    fn __amorsize_par(&self, _: &'static Config) -> Self::Iter {
+    #[track_caller]
+    fn __amorsize_par(&self, config: &'static Config) -> Self::Iter {
+        say_runs_as_written(config, std::panic::Location::caller());
         self.take()
     }
+}
+
+/// Logs, once per pipeline and only when decisions are logged (`AMORSIZE_LOG` or the
+/// attribute's `log`), that an `#[auto_parallel]` pipeline runs as written because its
+/// items are not `Send`: otherwise that fallback would be silent.
+fn say_runs_as_written(config: &Config, at: &'static std::panic::Location<'static>) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    if crate::env::config().log == crate::env::LogLevel::Off && !config.log {
+        return;
+    }
+    static SAID: Mutex<Option<HashSet<(&'static str, u32, u32)>>> = Mutex::new(None);
+    let first = SAID
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get_or_insert_with(HashSet::new)
+        .insert((at.file(), at.line(), at.column()));
+    if !first {
+        return;
+    }
+    let text = format!(
+        "amorsize: [{}:{}:{} in {}] runs as written: its items are not `Send` (or its \
+         source is not an iterator), so no other thread can take them",
+        at.file(),
+        at.line(),
+        at.column(),
+        config.function
+    );
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "amorsize", function = config.function, "{text}");
+    crate::progress::log_line(&text);
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::options::{Options, SERIAL_BUILD};
 use crate::plan::{Backend, NestedIn, Origin, Plan, Reason, Replan};
 use crate::plumbing::{CallSite, ChunkFold, Course, Drift, Feedback, Finish, Stage, Steer};
 use crate::probe;
-use crate::progress::Progress;
+use crate::progress::{self, Progress};
 use crate::sample;
 
 /// A `tracing` span guard when the feature is on, an empty guard otherwise.
@@ -570,8 +570,8 @@ where
         if !warm {
             match log {
                 LogLevel::Off => {}
-                LogLevel::Plan => eprintln!("amorsize: {plan}"),
-                LogLevel::Full => eprintln!("amorsize: {plan:#}"),
+                LogLevel::Plan => progress::log_line(&format!("amorsize: {plan}")),
+                LogLevel::Full => progress::log_line(&format!("amorsize: {plan:#}")),
             }
             #[cfg(feature = "tracing")]
             tracing::debug!(
@@ -743,7 +743,7 @@ impl Learn {
             LogLevel::Plan
         };
         if env::config().log >= level {
-            eprintln!("amorsize: [{site}] re-planned {replan}");
+            progress::log_line(&format!("amorsize: [{site}] re-planned {replan}"));
         }
         #[cfg(feature = "tracing")]
         tracing::debug!(target: "amorsize", site = %site, at_item = drift.at_item, "re-planned {replan}");
@@ -799,10 +799,10 @@ impl Learn {
             LogLevel::Plan
         };
         if env::config().log >= level {
-            eprintln!(
+            progress::log_line(&format!(
                 "amorsize: {learned} (next call; this one ran {})",
                 plan.backend
-            );
+            ));
         }
         if let Some(dk) = disk_key() {
             cache::remember(dk, &stats, false);
@@ -833,7 +833,7 @@ impl Recheck {
             measured_secs: measured,
         });
         if env::config().log != LogLevel::Off {
-            eprintln!("amorsize: {remade} (was: {})", plan.backend);
+            progress::log_line(&format!("amorsize: {remade} (was: {})", plan.backend));
         }
         if let Some(dk) = self.disk_key {
             cache::remember(dk, &stats, false);
@@ -860,7 +860,7 @@ fn warn_on_async_worker(site: &CallSite) {
         );
         #[cfg(feature = "tracing")]
         tracing::warn!(target: "amorsize", site = %site, thread = %thread, "{text}");
-        eprintln!("{text}");
+        progress::log_line(&text);
     });
 }
 

@@ -46,12 +46,13 @@ impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
 /// The rest cut into chunks, the sampled head, and the progress counter.
 type Chunked<'p, I, A> = (Chunker<I>, Option<A>, &'p Progress);
 
-/// Runs the chunks on the pipelined executor, with helpers spawned in `scope`.
+/// Runs the chunks on the pipelined executor, with helpers spawned in `scope` (the
+/// progress bar, if any, counts items in `work`).
 fn pipelined<'a, Sp, T, I, S, K, C>(
     scope: &Sp,
     work: Work<'a, S, K>,
     fin: C,
-    (chunks, head, progress): Chunked<'a, I, K::Acc>,
+    (chunks, head, _): Chunked<'a, I, K::Acc>,
     start: Start<'a>,
 ) -> C::Output
 where
@@ -63,7 +64,7 @@ where
     K::Acc: 'a,
     C: Finish<S::Out, K>,
 {
-    let accs = Pipeline::start(scope, work, chunks, start, progress);
+    let accs = Pipeline::start(scope, work, chunks, start);
     fin.chunks(work.fold, head, accs)
 }
 
@@ -108,6 +109,7 @@ where
         stage,
         fold,
         feedback: rest.feedback,
+        progress: rest.progress,
     };
     let watch = rest
         .steer
@@ -398,13 +400,7 @@ where
                 watch: Some(on.watch),
                 end: self.end,
             };
-            self.phase = Phase::Parallel(Pipeline::start(
-                self.scope,
-                self.work,
-                chunks,
-                start,
-                self.progress,
-            ));
+            self.phase = Phase::Parallel(Pipeline::start(self.scope, self.work, chunks, start));
         }
         Some(acc)
     }

@@ -85,8 +85,8 @@ pub(crate) struct Start<'a> {
 
 /// A chunk waiting to run: its position, the index of its first item, its items.
 type Queued<T> = (u64, usize, Vec<T>);
-/// A chunk's position, its number of input items, and its result (or panic).
-type Outcome<A> = (u64, usize, thread::Result<A>);
+/// A chunk's position and its result (or panic).
+type Outcome<A> = (u64, thread::Result<A>);
 
 /// What the caller and its helpers share.
 struct Shared<T, A> {
@@ -132,11 +132,12 @@ impl<T, A> Shared<T, A> {
 }
 
 /// What every worker of a job runs a chunk with: the stage, the fold of its outputs,
-/// and where to record the chunk's time.
+/// where to record the chunk's time, and the progress bar that counts its items.
 pub(crate) struct Work<'a, S, K> {
     pub stage: &'a S,
     pub fold: &'a K,
     pub feedback: &'a Feedback,
+    pub progress: &'a Progress,
 }
 
 impl<S, K> Clone for Work<'_, S, K> {
@@ -147,7 +148,8 @@ impl<S, K> Clone for Work<'_, S, K> {
 
 impl<S, K> Copy for Work<'_, S, K> {}
 
-/// Runs one chunk of `n` items with a fresh stage state, and times it.
+/// Runs one chunk of `n` items with a fresh stage state, and times it. With a progress
+/// bar shown, each item is counted as it finishes.
 fn run_chunk<T, S, K, I>(
     work: Work<'_, S, K>,
     first: usize,
@@ -163,11 +165,17 @@ where
         stage,
         fold,
         feedback,
+        progress,
     } = work;
     feedback.time(n, || {
         catch_unwind(AssertUnwindSafe(|| {
             let mut st = stage.state();
-            fold.fold(stage.serial(&mut st, first, items))
+            if progress.enabled() {
+                let counted = items.inspect(|_| progress.add(1));
+                fold.fold(stage.serial(&mut st, first, counted))
+            } else {
+                fold.fold(stage.serial(&mut st, first, items))
+            }
         }))
     })
 }
@@ -200,7 +208,7 @@ where
             shared.stop.store(true, Ordering::Relaxed);
         }
         // The receiver is gone only when the consumer stopped early.
-        let _ = shared.results.send((seq, n, r));
+        let _ = shared.results.send((seq, r));
     }
 }
 
@@ -330,7 +338,6 @@ where
     received: Receiver<Outcome<K::Acc>>,
     next_emit: u64,
     pending: BTreeMap<u64, K::Acc>,
-    progress: &'a Progress,
 }
 
 impl<'s, 'a, Sp, S, K, T, Src> Pipeline<'s, 'a, Sp, S, K, T, Src>
@@ -350,7 +357,6 @@ where
         work: Work<'a, S, K>,
         src: Chunker<Src>,
         course: Start<'a>,
-        progress: &'a Progress,
     ) -> Self {
         let (results, received) = unbounded();
         let helpers = course.workers.max(1) - 1;
@@ -378,7 +384,6 @@ where
             received,
             next_emit: 0,
             pending: BTreeMap::new(),
-            progress,
         }
     }
 
@@ -404,10 +409,9 @@ where
     }
 
     /// Records one chunk's outcome; a panic stops the job and reaches the caller.
-    fn record(&mut self, (seq, n, r): Outcome<K::Acc>) {
+    fn record(&mut self, (seq, r): Outcome<K::Acc>) {
         match r {
             Ok(a) => {
-                self.progress.add(n);
                 self.pending.insert(seq, a);
             }
             Err(payload) => {
@@ -450,9 +454,8 @@ where
             }
             // Nothing to emit yet: work instead of waiting.
             if let Some((seq, first, items)) = self.shared.pop() {
-                let n = items.len();
                 let r = self.run_here(first, items);
-                self.record((seq, n, r));
+                self.record((seq, r));
                 continue;
             }
             // Every queued chunk is taken; the next one to emit runs elsewhere.

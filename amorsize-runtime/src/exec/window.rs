@@ -104,19 +104,25 @@ where
                     }
                 }
             }
-            let items: usize = chunks.iter().map(|c| c.1.len()).sum();
-            let (stage, fold, feedback) = (self.stage, self.fold, self.feedback);
+            let (stage, fold, feedback, progress) =
+                (self.stage, self.fold, self.feedback, self.progress);
             let accs: Vec<K::Acc> = chunks
                 .into_par_iter()
                 .map_init(
                     || stage.state(),
                     |st, (first, items)| {
                         let n = items.len();
-                        feedback.time(n, || fold.fold(stage.serial(st, first, items.into_iter())))
+                        feedback.time(n, || {
+                            if progress.enabled() {
+                                let counted = items.into_iter().inspect(|_| progress.add(1));
+                                fold.fold(stage.serial(st, first, counted))
+                            } else {
+                                fold.fold(stage.serial(st, first, items.into_iter()))
+                            }
+                        })
                     },
                 )
                 .collect();
-            self.progress.add(items);
             self.ready = accs.into_iter();
         }
     }
