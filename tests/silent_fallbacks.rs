@@ -49,5 +49,8 @@ fn a_pipeline_of_items_that_are_not_send_says_it_runs_as_written_once() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("lengths"), "{}", lines[0]);
     assert!(lines[0].contains("not `Send`"), "{}", lines[0]);
-    assert!(said(None).is_empty(), "nothing is said when decisions are not logged");
+    assert!(
+        said(None).is_empty(),
+        "nothing is said when decisions are not logged"
+    );
 }

@@ -1,4 +1,5 @@
-//! Compile-time behaviour of `#[auto_parallel]` and `#[amorsize::serial]`: the mistakes
+//! Compile-time behaviour of `#[auto_parallel]`, `#[amorsize::serial]` and
+//! `#[amorsize::task]`: the mistakes
 //! in `tests/ui/*.rs` fail with the messages in their `.stderr` files, and the cases in
 //! `tests/ui/pass/` compile and run.
 //!

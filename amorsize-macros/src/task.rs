@@ -172,21 +172,31 @@ fn generate(func: &ItemFn, input: &Type, output: &Type) -> TokenStream {
                 #private::type_id_of_val(&#name)
             }
 
+            // Through `Probe` (autoref specialization): with types that are not serde
+            // types this still compiles, and the checks above give the one error.
+            #[allow(unused_imports)]
+            use #private::{ViaNothing as _, ViaSerde as _};
+
             fn __amorsize_task_shim(
                 input: &[u8],
                 out: &mut ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), #private::TaskFailure> {
-                #private::run_task::<#input, #output, _>(input, out, #name)
+                (&#private::Probe::<#input, #output>::new()).run(input, out, #name)
+            }
+
+            fn __amorsize_task_fns() -> #private::TaskFns {
+                (&#private::Probe::<#input, #output>::new()).fns()
             }
 
             #[#private::linkme::distributed_slice(#private::TASKS)]
             #[linkme(crate = #private::linkme)]
-            static __AMORSIZE_TASK: #private::TaskEntry = #private::TaskEntry::new::<#input, #output>(
+            static __AMORSIZE_TASK: #private::TaskEntry = #private::TaskEntry::new(
                 ::core::module_path!(),
                 #name_str,
                 #signature,
                 __amorsize_task_type_id,
                 __amorsize_task_shim,
+                __amorsize_task_fns,
             );
         };
     }

@@ -7,16 +7,110 @@ pub use crate::plan::Backend;
 
 // ---- #[amorsize::task] ------------------------------------------------------------
 pub use crate::process::TaskCall;
-pub use crate::process::registry::{TASKS, TaskEntry, TaskFailure, run_task, type_id_of_val};
+pub use crate::process::registry::{
+    TASKS, TaskEntry, TaskFailure, TaskFns, run_task, type_id_of_val,
+};
 pub use linkme;
 pub use serde;
 
+/// A type that can be a task's input or output: it crosses a process boundary encoded
+/// with serde. Its one error message is the one a user of `#[amorsize::task]` sees for
+/// a type that cannot.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the input or output of an `#[amorsize::task]`",
+    label = "not a serde type (or not `Send + 'static`)",
+    note = "a task's input and output go to worker processes encoded with serde: add \
+            `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}` (and serde, with \
+            its `derive` feature, to your [dependencies])"
+)]
+pub trait TaskType: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<T> TaskType for T where T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
 /// Checks at compile time that a task's input or output type can cross a process
-/// boundary; `#[amorsize::task]` calls it with each type as written.
-pub const fn assert_task_type<T>()
-where
-    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
+/// boundary; `#[amorsize::task]` calls it with each type as written, spanned there.
+/// This is the only place the generated code requires it: everything else goes
+/// through [`Probe`], so a wrong type gives one error, here.
+pub const fn assert_task_type<T: TaskType>() {}
+
+/// A task's input and output types, for autoref specialization: `(&Probe::<In,
+/// Out>::new()).fns()` picks [`ViaSerde`] when both are [`TaskType`]s and
+/// [`ViaNothing`] otherwise (which never runs: [`assert_task_type`] has failed the
+/// build then).
+pub struct Probe<In, Out>(std::marker::PhantomData<fn(In) -> Out>);
+
+impl<In, Out> Probe<In, Out> {
+    /// A probe for `In` and `Out`.
+    pub const fn new() -> Self {
+        Probe(std::marker::PhantomData)
+    }
+}
+
+impl<In, Out> Default for Probe<In, Out> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<In, Out> std::fmt::Debug for Probe<In, Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probe")
+    }
+}
+
+/// The task's typed functions and shim, for serde types.
+pub trait ViaSerde {
+    /// The task's input.
+    type In;
+    /// The task's output.
+    type Out;
+    /// The typed functions the parent uses.
+    fn fns(&self) -> TaskFns;
+    /// Decodes an input, calls `f`, encodes its output.
+    fn run<F: FnOnce(Self::In) -> Self::Out>(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        f: F,
+    ) -> Result<(), TaskFailure>;
+}
+
+impl<In: TaskType, Out: TaskType> ViaSerde for Probe<In, Out> {
+    type In = In;
+    type Out = Out;
+
+    fn fns(&self) -> TaskFns {
+        TaskFns::of::<In, Out>()
+    }
+
+    fn run<F: FnOnce(In) -> Out>(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        f: F,
+    ) -> Result<(), TaskFailure> {
+        run_task::<In, Out, F>(input, out, f)
+    }
+}
+
+/// What the generated code resolves to when a task's types are not serde types: it
+/// compiles, so that [`assert_task_type`]'s error is the only one, and never runs.
+pub trait ViaNothing {
+    /// Functions that match no type.
+    fn fns(&self) -> TaskFns;
+    /// Fails.
+    fn run<F>(&self, input: &[u8], out: &mut Vec<u8>, f: F) -> Result<(), TaskFailure>;
+}
+
+impl<In, Out> ViaNothing for &Probe<In, Out> {
+    fn fns(&self) -> TaskFns {
+        TaskFns::none()
+    }
+
+    fn run<F>(&self, _: &[u8], _: &mut Vec<u8>, _: F) -> Result<(), TaskFailure> {
+        Err(TaskFailure::not_a_task_type())
+    }
 }
 
 /// Process ids of the idle worker processes in the pool (for tests).
@@ -161,7 +255,9 @@ fn say_runs_as_written(config: &Config, at: &'static std::panic::Location<'stati
     if crate::env::config().log == crate::env::LogLevel::Off && !config.log {
         return;
     }
-    static SAID: Mutex<Option<HashSet<(&'static str, u32, u32)>>> = Mutex::new(None);
+    /// A pipeline's place in the source: file, line, column.
+    type Place = (&'static str, u32, u32);
+    static SAID: Mutex<Option<HashSet<Place>>> = Mutex::new(None);
     let first = SAID
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

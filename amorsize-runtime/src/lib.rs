@@ -51,7 +51,7 @@ pub mod __private;
 ///
 /// ```
 /// fn main() {
-///     amorsize_runtime::init();
+///     amorsize::init();
 ///     // ... the program
 /// }
 /// # main();

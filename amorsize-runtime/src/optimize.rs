@@ -15,7 +15,7 @@ use crate::run::{Decision, Job};
 /// them, so every item still runs exactly once.
 ///
 /// ```
-/// let job = amorsize_runtime::optimize(0..10_000u64, |x| x * 2);
+/// let job = amorsize::optimize(0..10_000u64, |x| x * 2);
 /// println!("{}", job.plan());
 /// let out: Vec<u64> = job.collect();
 /// assert_eq!(out.len(), 10_000);

@@ -9,7 +9,7 @@ pub const DEFAULT_MIN_SPEEDUP: f64 = 1.2;
 /// What the user asked of a job; everything is optional.
 ///
 /// ```
-/// use amorsize_runtime::{Backend, Options};
+/// use amorsize::{Backend, Options};
 /// let mut opts = Options::default();
 /// opts.backend = Some(Backend::Threads);
 /// opts.max_workers = Some(8);

@@ -10,7 +10,7 @@ use crate::stats::SampleStats;
 /// # Examples
 ///
 /// ```
-/// use amorsize_runtime::Backend;
+/// use amorsize::Backend;
 /// assert_eq!(Backend::Threads.to_string(), "threads");
 /// assert_eq!("rayon".parse::<Backend>(), Ok(Backend::Rayon));
 /// ```
@@ -534,7 +534,7 @@ pub struct Plan {
 /// A change of course made while a job ran: from which item, why, and the new choice.
 ///
 /// ```
-/// # use amorsize_runtime::Plan;
+/// # use amorsize::Plan;
 /// fn show(plan: &Plan) {
 ///     for r in &plan.replans {
 ///         println!("{r}"); // "at item 20: items took 52 ns, not 1.01 ms: rayon x2, chunk 8192"
@@ -574,6 +574,7 @@ impl fmt::Display for Replan {
 
 impl Plan {
     /// A serial plan with a single reason, for decisions made without the model.
+    #[doc(hidden)]
     pub fn serial(reason: Reason) -> Plan {
         Plan {
             backend: Backend::Serial,

@@ -442,7 +442,10 @@ where
             &self.options,
             env,
             self.context,
-            self.stage.task_call().is_some(),
+            (
+                self.stage.task_call().is_some(),
+                std::any::type_name::<I::Item>(),
+            ),
         )
     }
 
@@ -639,7 +642,10 @@ where
                     &options,
                     env::config(),
                     context,
-                    stage.task_call().is_some(),
+                    (
+                        stage.task_call().is_some(),
+                        std::any::type_name::<I::Item>(),
+                    ),
                 ),
             })
         };
@@ -865,12 +871,13 @@ fn warn_on_async_worker(site: &CallSite) {
 }
 
 /// Options as the model sees them: code pins, then the environment, then what the
-/// thread context and the stage (`has_task`: a registered task) rule out.
+/// thread context and the stage (`has_task`: a registered task; the type of its input
+/// items) rule out.
 fn effective_options(
     options: &Options,
     env: &env::EnvConfig,
     context: Context,
-    has_task: bool,
+    (has_task, item_type): (bool, &str),
 ) -> Options {
     let mut o = options.with_environment(env);
     if context == Context::RayonWorker {
@@ -879,7 +886,7 @@ fn effective_options(
         };
         o.exclude.push((Backend::Threads, why.clone()));
         o.exclude.push((Backend::Processes, why));
-    } else if let Some(why) = crate::process::unavailable(has_task) {
+    } else if let Some(why) = crate::process::unavailable(has_task, item_type) {
         o.forbid(Backend::Processes, why);
     }
     o

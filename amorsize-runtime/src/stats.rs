@@ -6,7 +6,7 @@
 /// [`Default`] (one CPU-bound item of unknown cost) and set fields one by one.
 ///
 /// ```
-/// use amorsize_runtime::model::SampleStats;
+/// use amorsize::model::SampleStats;
 /// let mut stats = SampleStats::default();
 /// stats.mean_item_secs = 1e-4;
 /// stats.remaining_items = Some(10_000);

@@ -1,18 +1,20 @@
 //! [`ParAuto`] and [`AutoIter`]: the `par_auto()` front door.
 //!
 //! ```
-//! use amorsize_runtime::ParAuto;
+//! use amorsize::prelude::*;
 //!
 //! let squares: Vec<u64> = (0..1000u64).par_auto().map(|x| x * x).collect();
 //! assert_eq!(squares[999], 998_001);
 //! ```
 //!
-//! What is public here and why: [`ParAuto`] and [`AutoIter`] are the API; the adapter
-//! structs ([`Map`], [`Filter`], …) are public only because they appear in
-//! `AutoIter`'s type, like `std::iter::Map`; [`Stage`] is the sealed trait they
-//! implement. Each adapter lives in its own file, in the same order: the struct, a
-//! `Debug` that skips closures, `new`, then its `Stage` impl with a parallel form
-//! (`apply`, one item) and a serial form (`serial`, a plain std iterator chain).
+//! The adapter structs ([`Map`], [`Filter`], …) appear in `AutoIter`'s type, as
+//! `std::iter::Map` does in an iterator's; you never name them.
+
+// For contributors: [`ParAuto`] and [`AutoIter`] are the API; the adapter structs are
+// public only because they appear in `AutoIter`'s type, and [`Stage`] is the sealed
+// trait they implement. Each adapter lives in its own file, in the same order: the
+// struct, a `Debug` that skips closures, `new`, then its `Stage` impl with a parallel
+// form (`apply`, one item) and a serial form (`serial`, a plain std iterator chain).
 
 mod bounds;
 mod catch_unwind;
@@ -29,6 +31,10 @@ use std::panic::Location;
 use std::time::Duration;
 
 pub use crate::plumbing::{Identity, Stage};
+
+/// What an [`AutoIter<I, S>`](AutoIter) yields: the output of its chain of adapters
+/// over the source's items (`u64` for `(0..n).par_auto().map(|x| x * 2)`).
+pub type Output<I, S> = <S as Stage<<I as Iterator>::Item>>::Out;
 pub use bounds::{ParFn, ParFnMutState, ParFold, ParInit};
 pub use catch_unwind::CatchUnwind;
 pub use filter::Filter;
@@ -56,7 +62,7 @@ pub trait ParAuto: IntoIterator + Sized {
     /// whether that pays.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let total: u64 = vec![1u64, 2, 3].par_auto().map(|x| x * 10).sum();
     /// assert_eq!(total, 60);
     /// ```
@@ -158,7 +164,7 @@ where
     /// with the reason in the plan.
     ///
     /// ```
-    /// use amorsize_runtime::{Backend, ParAuto};
+    /// use amorsize::prelude::*;
     /// let v: Vec<u32> = (0..10u32).par_auto().backend(Backend::Threads).map(|x| x + 1).collect();
     /// assert_eq!(v, (1..11).collect::<Vec<_>>());
     /// ```
@@ -191,7 +197,7 @@ where
     /// job runs.
     ///
     /// ```
-    /// use amorsize_runtime::{Backend, ParAuto};
+    /// use amorsize::prelude::*;
     /// let mut chosen = None;
     /// let n = (0..100u32).par_auto().on_plan(|p| chosen = Some(p.backend)).count();
     /// assert_eq!(n, 100);
@@ -221,7 +227,7 @@ where
     ///
     /// ```
     /// use std::time::Duration;
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let v: Vec<u32> = (0..10u32)
     ///     .par_auto()
     ///     .item_timeout(Duration::from_secs(60))
@@ -257,13 +263,13 @@ where
     /// Applies `f` to each item.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let v: Vec<String> = vec![1, 2].par_auto().map(|x| x.to_string()).collect();
     /// assert_eq!(v, ["1", "2"]);
     /// ```
     pub fn map<F, R>(self, f: F) -> AutoIter<I, Map<S, F>, H>
     where
-        F: ParFn<S::Out, R>,
+        F: ParFn<Output<I, S>, R>,
         R: Send,
     {
         self.with_stage(|s| Map::new(s, f))
@@ -275,7 +281,7 @@ where
     /// the serial part), not once per item.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let v: Vec<usize> = vec!["a", "bb"]
     ///     .par_auto()
     ///     .map_init(String::new, |buf, s| { buf.clear(); buf.push_str(s); buf.len() })
@@ -285,7 +291,7 @@ where
     pub fn map_init<INIT, T, F, R>(self, init: INIT, f: F) -> AutoIter<I, MapInit<S, INIT, F>, H>
     where
         INIT: ParInit<T>,
-        F: ParFnMutState<T, S::Out, R>,
+        F: ParFnMutState<T, Output<I, S>, R>,
         R: Send,
     {
         self.with_stage(|s| MapInit::new(s, init, f))
@@ -294,13 +300,13 @@ where
     /// Keeps the items for which `pred` is true.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let n = (0..10u32).par_auto().filter(|x| x % 2 == 0).count();
     /// assert_eq!(n, 5);
     /// ```
     pub fn filter<F>(self, pred: F) -> AutoIter<I, Filter<S, F>, H>
     where
-        F: for<'x> ParFn<&'x S::Out, bool>,
+        F: for<'x> ParFn<&'x Output<I, S>, bool>,
     {
         self.with_stage(|s| Filter::new(s, pred))
     }
@@ -308,13 +314,13 @@ where
     /// Maps each item to an `Option` and keeps the `Some` values.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let v: Vec<u32> = vec!["1", "x", "3"].par_auto().filter_map(|s| s.parse().ok()).collect();
     /// assert_eq!(v, [1, 3]);
     /// ```
     pub fn filter_map<F, R>(self, f: F) -> AutoIter<I, FilterMap<S, F>, H>
     where
-        F: ParFn<S::Out, Option<R>>,
+        F: ParFn<Output<I, S>, Option<R>>,
         R: Send,
     {
         self.with_stage(|s| FilterMap::new(s, f))
@@ -324,13 +330,13 @@ where
     /// in order.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let v: Vec<u32> = vec![1u32, 2].par_auto().flat_map_iter(|n| 0..n).collect();
     /// assert_eq!(v, [0, 0, 1]);
     /// ```
     pub fn flat_map_iter<F, U>(self, f: F) -> AutoIter<I, FlatMapIter<S, F>, H>
     where
-        F: ParFn<S::Out, U>,
+        F: ParFn<Output<I, S>, U>,
         U: IntoIterator,
         U::Item: Send,
     {
@@ -340,7 +346,7 @@ where
     /// Calls `f` on a reference to each item (on the worker that runs it).
     pub fn inspect<F>(self, f: F) -> AutoIter<I, Inspect<S, F>, H>
     where
-        F: for<'x> ParFn<&'x S::Out, ()>,
+        F: for<'x> ParFn<&'x Output<I, S>, ()>,
     {
         self.with_stage(|s| Inspect::new(s, f))
     }
@@ -350,8 +356,8 @@ where
     /// `Ok`.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
-    /// let r: Vec<Result<u32, amorsize_runtime::Error>> = (0..4u32)
+    /// use amorsize::prelude::*;
+    /// let r: Vec<Result<u32, amorsize::Error>> = (0..4u32)
     ///     .par_auto()
     ///     .map(|x| if x == 2 { panic!("two") } else { x })
     ///     .catch_unwind()
@@ -366,13 +372,13 @@ where
 
     // ---- consumers -------------------------------------------------------------
 
-    fn items<C: Items<S::Out>>(self, consumer: C) -> C::Output {
+    fn items<C: Items<Output<I, S>>>(self, consumer: C) -> C::Output {
         run::drive(self.into_request(), KeepOutputs, consumer)
     }
 
     /// A consumer whose chunks fold to partial results on the workers (no outputs
     /// kept), merged in input order.
-    fn partial<P: consume::Partial<S::Out>>(self, consumer: P) -> P::Acc {
+    fn partial<P: consume::Partial<Output<I, S>>>(self, consumer: P) -> P::Acc {
         run::drive(
             self.into_request(),
             consume::PerChunk(consumer),
@@ -384,7 +390,7 @@ where
     /// `Result<Vec<_>, _>` after [`catch_unwind`](Self::catch_unwind)).
     pub fn collect<C>(self) -> C
     where
-        C: FromIterator<S::Out>,
+        C: FromIterator<Output<I, S>>,
     {
         self.items(Collect::new())
     }
@@ -393,7 +399,7 @@ where
     /// like rayon's `for_each`).
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// use std::sync::atomic::{AtomicU64, Ordering};
     /// let sum = AtomicU64::new(0);
     /// (1..=100u64).par_auto().for_each(|x| { sum.fetch_add(x, Ordering::Relaxed); });
@@ -401,7 +407,7 @@ where
     /// ```
     pub fn for_each<F>(self, f: F)
     where
-        F: ParFn<S::Out, ()>,
+        F: ParFn<Output<I, S>, ()>,
     {
         self.map(f).items(consume::Drain)
     }
@@ -409,7 +415,7 @@ where
     /// Sums the results in input order (so floating-point sums equal std's).
     pub fn sum<T>(self) -> T
     where
-        T: std::iter::Sum<S::Out>,
+        T: std::iter::Sum<Output<I, S>>,
     {
         self.items(consume::Sum::new())
     }
@@ -417,7 +423,7 @@ where
     /// Multiplies the results in input order.
     pub fn product<T>(self) -> T
     where
-        T: std::iter::Product<S::Out>,
+        T: std::iter::Product<Output<I, S>>,
     {
         self.items(consume::Product::new())
     }
@@ -428,44 +434,44 @@ where
     }
 
     /// The least result; the first of several equal ones, as in std.
-    pub fn min(self) -> Option<S::Out>
+    pub fn min(self) -> Option<Output<I, S>>
     where
-        S::Out: Ord,
+        Output<I, S>: Ord,
     {
         self.partial(consume::Min {})
     }
 
     /// The greatest result; the last of several equal ones, as in std.
-    pub fn max(self) -> Option<S::Out>
+    pub fn max(self) -> Option<Output<I, S>>
     where
-        S::Out: Ord,
+        Output<I, S>: Ord,
     {
         self.partial(consume::Max {})
     }
 
     /// The result with the least key (`f` runs in parallel); the first of equals.
-    pub fn min_by_key<K, F>(self, f: F) -> Option<S::Out>
+    pub fn min_by_key<K, F>(self, f: F) -> Option<Output<I, S>>
     where
         K: Ord + Send,
-        F: for<'x> ParFn<&'x S::Out, K>,
+        F: for<'x> ParFn<&'x Output<I, S>, K>,
     {
         self.map(move |x| (f(&x), x)).items(consume::MinByKey)
     }
 
     /// The result with the greatest key (`f` runs in parallel); the last of equals.
-    pub fn max_by_key<K, F>(self, f: F) -> Option<S::Out>
+    pub fn max_by_key<K, F>(self, f: F) -> Option<Output<I, S>>
     where
         K: Ord + Send,
-        F: for<'x> ParFn<&'x S::Out, K>,
+        F: for<'x> ParFn<&'x Output<I, S>, K>,
     {
         self.map(move |x| (f(&x), x)).items(consume::MaxByKey)
     }
 
     /// Folds the results with `op` from the left, in input order, on the caller's
     /// thread: std's `reduce`, so `op` need not be associative.
-    pub fn reduce<F>(self, op: F) -> Option<S::Out>
+    pub fn reduce<F>(self, op: F) -> Option<Output<I, S>>
     where
-        F: FnMut(S::Out, S::Out) -> S::Out,
+        F: FnMut(Output<I, S>, Output<I, S>) -> Output<I, S>,
     {
         self.items(consume::Reduce(op))
     }
@@ -476,7 +482,7 @@ where
     /// rayon's `fold` + `reduce`). An empty input gives `identity()`.
     ///
     /// ```
-    /// use amorsize_runtime::ParAuto;
+    /// use amorsize::prelude::*;
     /// let longest = vec!["a", "abc", "ab"]
     ///     .par_auto()
     ///     .fold_reduce(|| 0usize, |m, s| m.max(s.len()), |a, b| a.max(b));
@@ -486,7 +492,7 @@ where
     where
         A: Send,
         ID: ParInit<A>,
-        FOLD: ParFold<A, S::Out>,
+        FOLD: ParFold<A, Output<I, S>>,
         COMB: FnMut(A, A) -> A,
     {
         run::drive(
@@ -500,7 +506,7 @@ where
     /// input at the first hit in order).
     pub fn any<F>(self, pred: F) -> bool
     where
-        F: ParFn<S::Out, bool>,
+        F: ParFn<Output<I, S>, bool>,
     {
         self.map(pred).items(consume::Any)
     }
@@ -508,7 +514,7 @@ where
     /// Whether `pred` holds for every result.
     pub fn all<F>(self, pred: F) -> bool
     where
-        F: ParFn<S::Out, bool>,
+        F: ParFn<Output<I, S>, bool>,
     {
         self.map(pred).items(consume::All)
     }
@@ -516,7 +522,7 @@ where
     /// The first `Some` that `f` returns, in input order (`f` runs in parallel).
     pub fn find_map<F, R>(self, f: F) -> Option<R>
     where
-        F: ParFn<S::Out, Option<R>>,
+        F: ParFn<Output<I, S>, Option<R>>,
         R: Send,
     {
         self.map(f).items(consume::FindMap)
@@ -525,7 +531,7 @@ where
     /// The position (among the results) of the first one for which `pred` holds.
     pub fn position<F>(self, pred: F) -> Option<usize>
     where
-        F: ParFn<S::Out, bool>,
+        F: ParFn<Output<I, S>, bool>,
     {
         self.map(pred).items(consume::Position)
     }

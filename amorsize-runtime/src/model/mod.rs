@@ -2,8 +2,8 @@
 //! [`Options`] to a [`Plan`]. No I/O, no clock, no environment, no randomness.
 //!
 //! ```
-//! use amorsize_runtime::model::{plan, SampleStats};
-//! use amorsize_runtime::{Backend, MachineProfile, Options};
+//! use amorsize::model::{plan, SampleStats};
+//! use amorsize::{Backend, MachineProfile, Options};
 //!
 //! // 10,000 items of 100 us of CPU work each, on 2 CPUs.
 //! let mut stats = SampleStats::default();
@@ -150,8 +150,8 @@ const PARALLEL: [Backend; 3] = [Backend::Rayon, Backend::Threads, Backend::Proce
 /// Work that mostly sleeps gets many more threads than CPUs:
 ///
 /// ```
-/// use amorsize_runtime::model::{plan, SampleStats};
-/// use amorsize_runtime::{Backend, MachineProfile, Options, Reason};
+/// use amorsize::model::{plan, SampleStats};
+/// use amorsize::{Backend, MachineProfile, Options, Reason};
 ///
 /// let mut stats = SampleStats::default();
 /// stats.items = 4;

@@ -6,7 +6,7 @@
 //! owned copy, e.g. to change fields for a what-if question to [`crate::model::plan`].
 //!
 //! ```
-//! use amorsize_runtime::probe::{self, MachineProfile};
+//! use amorsize::probe::{self, MachineProfile};
 //!
 //! let m: &MachineProfile = probe::profile();
 //! assert!(m.cpu_budget >= 1 && m.cpu_budget <= m.logical_cores);
@@ -126,7 +126,7 @@ impl Default for Overheads {
 /// What this machine is, as the cost model needs it.
 ///
 /// ```
-/// use amorsize_runtime::MachineProfile;
+/// use amorsize::MachineProfile;
 /// let m = MachineProfile::detect();
 /// assert!(m.cpu_budget >= 1);
 /// ```
@@ -174,13 +174,13 @@ impl MachineProfile {
     /// # Examples
     ///
     /// ```
-    /// use amorsize_runtime::MachineProfile;
+    /// use amorsize::MachineProfile;
     ///
     /// let mut m = MachineProfile::detect();
     /// assert!(m.cpu_budget >= 1);
     /// // What if this machine had 64 CPUs?
     /// m.cpu_budget = 64;
-    /// assert_eq!(amorsize_runtime::probe::profile().cpu_budget, MachineProfile::detect().cpu_budget);
+    /// assert_eq!(amorsize::probe::profile().cpu_budget, MachineProfile::detect().cpu_budget);
     /// ```
     pub fn detect() -> MachineProfile {
         let mut m = profile().clone();
@@ -212,9 +212,9 @@ impl MachineProfile {
 /// # Examples
 ///
 /// ```
-/// let m = amorsize_runtime::probe::profile();
+/// let m = amorsize::probe::profile();
 /// assert!(m.overheads.rayon_start_secs.is_finite());
-/// assert_eq!(m.cpu_budget, amorsize_runtime::probe::profile().cpu_budget);
+/// assert_eq!(m.cpu_budget, amorsize::probe::profile().cpu_budget);
 /// ```
 pub fn profile() -> &'static MachineProfile {
     static WITH_PROCESS: OnceLock<MachineProfile> = OnceLock::new();

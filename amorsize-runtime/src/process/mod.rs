@@ -42,7 +42,7 @@ use crate::context::is_worker_process;
 
 /// Why this job cannot run on worker processes, if it cannot; `has_task` says whether
 /// the stage is one registered task applied per item.
-pub(crate) fn unavailable(has_task: bool) -> Option<String> {
+pub(crate) fn unavailable(has_task: bool, item_type: &str) -> Option<String> {
     if !cfg!(unix) {
         return Some(
             "worker processes are not supported on this platform in this version".to_string(),
@@ -50,6 +50,15 @@ pub(crate) fn unavailable(has_task: bool) -> Option<String> {
     }
     if is_worker_process() {
         return Some("this is already an amorsize worker process".to_string());
+    }
+    // A borrowed item cannot travel to another process, whatever the function: the hint
+    // to mark it a task would not help.
+    if !has_task && item_type.starts_with('&') {
+        return Some(format!(
+            "the items are borrowed (`{item_type}`), and a worker process needs owned, \
+             serde-encodable items: iterate by value (`into_iter()`) and map a function \
+             marked `#[amorsize::task]` to make processes possible"
+        ));
     }
     if !has_task {
         return Some(

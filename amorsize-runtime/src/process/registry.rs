@@ -34,6 +34,14 @@ pub static TASKS: [TaskEntry];
 #[derive(Debug)]
 pub struct TaskFailure(String);
 
+impl TaskFailure {
+    /// What a task whose types are not serde types would fail with (it never runs: its
+    /// build fails first).
+    pub(crate) fn not_a_task_type() -> TaskFailure {
+        TaskFailure("the task's input or output is not a serde type".into())
+    }
+}
+
 impl fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -47,13 +55,74 @@ pub struct TaskEntry {
     name: &'static str,
     signature: &'static str,
     function: fn() -> TypeId,
+    run: fn(&[u8], &mut Vec<u8>) -> Result<(), TaskFailure>,
+    /// The typed functions, behind a function so that the entry itself names no type
+    /// bound: a task whose types are not serde types fails to compile with one error
+    /// (see `__private::TaskType`), not one per use of those types.
+    fns: fn() -> TaskFns,
+}
+
+/// What the parent needs to check, encode and decode a task's input and output, with
+/// the types erased.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct TaskFns {
     input: fn() -> TypeId,
     output: fn() -> TypeId,
-    run: fn(&[u8], &mut Vec<u8>) -> Result<(), TaskFailure>,
     encode_input: unsafe fn(*const (), &mut Vec<u8>) -> Result<(), CodecError>,
     encode_output: unsafe fn(*const (), &mut Vec<u8>) -> Result<(), CodecError>,
     decode_output: unsafe fn(&[u8], *mut ()) -> Result<(), CodecError>,
     check_input: fn(&[u8]) -> Result<(), CodecError>,
+}
+
+impl fmt::Debug for TaskFns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaskFns")
+    }
+}
+
+impl TaskFns {
+    /// The functions of a task from `In` to `Out`.
+    #[doc(hidden)]
+    pub fn of<In, Out>() -> TaskFns
+    where
+        In: Serialize + DeserializeOwned + 'static,
+        Out: Serialize + DeserializeOwned + 'static,
+    {
+        TaskFns {
+            input: TypeId::of::<In>,
+            output: TypeId::of::<Out>,
+            encode_input: encode_erased::<In>,
+            encode_output: encode_erased::<Out>,
+            decode_output: decode_erased::<Out>,
+            check_input: check_erased::<In>,
+        }
+    }
+
+    /// Functions that match no type, so none of them is ever called: what a task whose
+    /// types are not serde types gets, next to the compile error that stops the build.
+    #[doc(hidden)]
+    pub fn none() -> TaskFns {
+        /// A type no item has.
+        enum Never {}
+        fn never_encoded(_: *const (), _: &mut Vec<u8>) -> Result<(), CodecError> {
+            Err(CodecError("not a task type".into()))
+        }
+        fn never_decoded(_: &[u8], _: *mut ()) -> Result<(), CodecError> {
+            Err(CodecError("not a task type".into()))
+        }
+        fn never_checked(_: &[u8]) -> Result<(), CodecError> {
+            Err(CodecError("not a task type".into()))
+        }
+        TaskFns {
+            input: TypeId::of::<Never>,
+            output: TypeId::of::<Never>,
+            encode_input: never_encoded,
+            encode_output: never_encoded,
+            decode_output: never_decoded,
+            check_input: never_checked,
+        }
+    }
 }
 
 impl fmt::Debug for TaskEntry {
@@ -88,33 +157,25 @@ fn check_erased<In: DeserializeOwned>(bytes: &[u8]) -> Result<(), CodecError> {
 }
 
 impl TaskEntry {
-    /// An entry for a task from `In` to `Out`. `function` returns the `TypeId` (through
+    /// An entry for a task. `function` returns the `TypeId` (through
     /// [`type_id_of_val`]) of the task's function item, `run` is its shim (see
-    /// [`run_task`]).
+    /// [`run_task`]), `fns` gives its typed functions ([`TaskFns::of`]).
     #[doc(hidden)]
-    pub const fn new<In, Out>(
+    pub const fn new(
         module: &'static str,
         name: &'static str,
         signature: &'static str,
         function: fn() -> TypeId,
         run: fn(&[u8], &mut Vec<u8>) -> Result<(), TaskFailure>,
-    ) -> TaskEntry
-    where
-        In: Serialize + DeserializeOwned + 'static,
-        Out: Serialize + DeserializeOwned + 'static,
-    {
+        fns: fn() -> TaskFns,
+    ) -> TaskEntry {
         TaskEntry {
             module,
             name,
             signature,
             function,
-            input: TypeId::of::<In>,
-            output: TypeId::of::<Out>,
             run,
-            encode_input: encode_erased::<In>,
-            encode_output: encode_erased::<Out>,
-            decode_output: decode_erased::<Out>,
-            check_input: check_erased::<In>,
+            fns,
         }
     }
 
@@ -140,12 +201,12 @@ impl TaskEntry {
 
     /// Whether `T` (lifetimes erased) is this task's input type.
     fn is_input<T: ?Sized>(&self) -> bool {
-        typeid::of::<T>() == (self.input)()
+        typeid::of::<T>() == ((self.fns)().input)()
     }
 
     /// Whether `R` (lifetimes erased) is this task's output type.
     fn is_output<R: ?Sized>(&self) -> bool {
-        typeid::of::<R>() == (self.output)()
+        typeid::of::<R>() == ((self.fns)().output)()
     }
 
     /// Appends the encoding of an input item.
@@ -154,12 +215,12 @@ impl TaskEntry {
             return Err(mismatch(self, "input"));
         }
         // SAFETY: the TypeIds match, so `T` is the task's input type `In` up to
-        // lifetimes. `In` is 'static (`new` requires it) and the macro rejects
+        // lifetimes. `In` is 'static (`TaskFns::of` requires it) and the macro rejects
         // references and lifetimes in a task's signature, so no other lifetime can
         // stand in it; and the parent only gets here for `map(f)` where `f`'s type is
         // the task's function item (`by_type`), which accepts exactly `In`: `T` is `In`.
         // `item` is a live reference for the whole call.
-        unsafe { (self.encode_input)((item as *const T).cast(), out) }
+        unsafe { ((self.fns)().encode_input)((item as *const T).cast(), out) }
     }
 
     /// Appends the encoding of an output (only to measure the worker's cost).
@@ -169,7 +230,7 @@ impl TaskEntry {
         }
         // SAFETY: as in `encode_input`: `R` is the task's output type `Out`, and
         // `value` is live for the call.
-        unsafe { (self.encode_output)((value as *const R).cast(), out) }
+        unsafe { ((self.fns)().encode_output)((value as *const R).cast(), out) }
     }
 
     /// Decodes an output item.
@@ -180,14 +241,14 @@ impl TaskEntry {
         let mut slot = MaybeUninit::<R>::uninit();
         // SAFETY: `R` is the task's output type `Out` (TypeIds match, no lifetimes, see
         // `encode_input`), so the slot is valid and aligned for the `Out` written.
-        unsafe { (self.decode_output)(bytes, slot.as_mut_ptr().cast())? };
+        unsafe { ((self.fns)().decode_output)(bytes, slot.as_mut_ptr().cast())? };
         // SAFETY: `decode_output` returned `Ok`, so it wrote a whole `Out` (= `R`).
         Ok(unsafe { slot.assume_init() })
     }
 
     /// Decodes an encoded input and drops it (to measure the worker's cost).
     pub(crate) fn check_input(&self, bytes: &[u8]) -> Result<(), CodecError> {
-        (self.check_input)(bytes)
+        ((self.fns)().check_input)(bytes)
     }
 
     /// The task's name on the wire: its position in [`TASKS`].
@@ -298,12 +359,13 @@ fn echo_shim(input: &[u8], out: &mut Vec<u8>) -> Result<(), TaskFailure> {
 
 /// The registry entry of [`echo`].
 #[linkme::distributed_slice(TASKS)]
-pub(crate) static ECHO: TaskEntry = TaskEntry::new::<u64, u64>(
+pub(crate) static ECHO: TaskEntry = TaskEntry::new(
     module_path!(),
     "echo",
     "fn(u64) -> u64",
     echo_type_id,
     echo_shim,
+    TaskFns::of::<u64, u64>,
 );
 
 #[cfg(test)]

@@ -300,9 +300,13 @@ mod tests {
 
     #[test]
     fn the_exclusion_reason_says_how_to_enable_processes() {
-        let why = crate::process::unavailable(false).expect("excluded");
+        let why = crate::process::unavailable(false, "u64").expect("excluded");
         assert!(why.contains("#[amorsize::task]"), "{why}");
         assert!(why.contains(".map("), "{why}");
-        assert_eq!(crate::process::unavailable(true), None);
+        assert_eq!(crate::process::unavailable(true, "u64"), None);
+        // Borrowed items can never go to a process: the reason says what would help.
+        let why = crate::process::unavailable(false, "&std::path::PathBuf").expect("excluded");
+        assert!(why.contains("borrowed"), "{why}");
+        assert!(why.contains("into_iter()"), "{why}");
     }
 }
