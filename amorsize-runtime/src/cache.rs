@@ -149,10 +149,16 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
     let mut plan = plan.clone();
     plan.origin = Origin::Cache;
     let sampled = plan.sample.items > 0;
+    let mut table = table().write().unwrap_or_else(PoisonError::into_inner);
+    // A plan that replaces another (re-made after a job that ran far off it) keeps the
+    // count of uses, so the periodic fresh sample still comes every RECHECK_EVERY uses.
+    let uses = table
+        .get(&key)
+        .map_or(0, |old| old.uses.load(Ordering::Relaxed));
     let entry = Arc::new(Entry {
         plan: Arc::new(plan),
         machine,
-        uses: AtomicU32::new(0),
+        uses: AtomicU32::new(uses),
     });
     if sampled {
         sites()
@@ -160,10 +166,7 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key.any_size(), Arc::clone(&entry));
     }
-    table()
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, entry);
+    table.insert(key, entry);
 }
 
 /// The disk cache's kind for what a call site measured.
