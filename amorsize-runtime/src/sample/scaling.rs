@@ -10,9 +10,12 @@
 //! less than two CPUs, so work that scales can read as if it did not; subtracting the
 //! time spent waiting for a CPU would fix that, but it would also hide a lock (a thread
 //! waiting for the lock's holder, who waits for a CPU, is itself counted as waiting for
-//! a CPU). Of the two mistakes the first is the cheap one: it can only send a task to
-//! worker processes, which still run it in parallel, while missing a lock leaves it on
-//! threads that cannot speed it up.
+//! a CPU). So the time is not corrected; but when the two threads spent more than
+//! [`BUSY_SHARE`] of their time runnable without a CPU, the measurement says more
+//! about the machine than about the work, and none is made: a low reading then could
+//! turn CPU-bound work serial (cheap items, for which processes do not pay either). A
+//! thread waiting for a lock sleeps, it does not queue for a CPU, so a lock still reads
+//! as one on a machine with CPUs to spare.
 
 use std::panic::resume_unwind;
 use std::sync::{Barrier, Mutex, PoisonError};
@@ -22,6 +25,9 @@ use crate::plumbing::Stage;
 
 /// A one-thread phase shorter than this gives no measurement.
 const MIN_PHASE_SECS: f64 = 0.2e-3;
+/// Share of the two-thread phase the threads may spend waiting for a CPU before the
+/// measurement is dropped (see the module's notes).
+const BUSY_SHARE: f64 = 0.25;
 
 /// Runs `items` (`3m` of them, with their indices) and measures `e2`. Returns the
 /// outputs in order and the efficiency, if the measurement could be made.
@@ -51,9 +57,15 @@ where
     let run = |part: Vec<(usize, T)>| {
         let mut st = stage.state();
         start.wait();
+        let d0 = super::clock::thread_run_delay_secs();
         let t0 = Instant::now();
         let out: Vec<S::Out> = serial_indexed(stage, &mut st, part);
-        (out, t0, Instant::now())
+        let t1 = Instant::now();
+        let waited = match (d0, super::clock::thread_run_delay_secs()) {
+            (Some(a), Some(b)) => (b - a).max(0.0),
+            _ => 0.0,
+        };
+        (out, t0, t1, waited)
     };
     // Held in a slot so that, should the thread not start, the items are still here.
     let slot = Mutex::new(Some(a));
@@ -73,19 +85,23 @@ where
                 let mut out: Vec<S::Out> = serial_indexed(stage, &mut st2, a);
                 out.extend(serial_indexed(stage, &mut st2, b));
                 let now = Instant::now();
-                (Ok((out, now, now)), Err(()))
+                (Ok((out, now, now, 0.0)), Err(()))
             }
         }
     });
-    let (out_a, a0, a1) = match ra {
+    let (out_a, a0, a1, wait_a) = match ra {
         Ok(r) => r,
         Err(payload) => resume_unwind(payload),
     };
     outputs.extend(out_a);
-    let Ok((out_b, b0, b1)) = rb else {
+    let Ok((out_b, b0, b1, wait_b)) = rb else {
         return (outputs, None);
     };
     outputs.extend(out_b);
+    let busy = (a1 - a0).as_secs_f64() + (b1 - b0).as_secs_f64();
+    if busy > 0.0 && (wait_a + wait_b) > BUSY_SHARE * busy {
+        return (outputs, None);
+    }
     // The span of both: if the machine did not let them overlap, this reads as not
     // scaling, the cheap mistake (see above).
     let two = (a1.max(b1) - a0.min(b0)).as_secs_f64();
