@@ -200,6 +200,14 @@ pub enum Reason {
         /// Thread CPU time over wall time in the sample.
         cpu_ratio: f64,
     },
+    /// The sample saw both items that wait and items that compute: the pool has as many
+    /// threads as keep the CPUs busy with the computing ones while the others wait.
+    Mixture {
+        /// The least CPU share of a sampled span (thread CPU over wall).
+        waiting: f64,
+        /// The greatest.
+        computing: f64,
+    },
     /// Many more items wait at once than there are CPUs, and nothing capped it: right
     /// for sleeps and local files, too many at once for a server that limits
     /// connections. Cap it with `max_workers` or `AMORSIZE_MAX_WORKERS`.
@@ -358,6 +366,11 @@ impl fmt::Display for Reason {
             Reason::IoBound { cpu_ratio } => write!(
                 f,
                 "I/O-bound (CPU/wall {cpu_ratio:.2}): more threads than cores allowed"
+            ),
+            Reason::Mixture { waiting, computing } => write!(
+                f,
+                "a mixture: some items wait (CPU share {waiting:.2}), some compute \
+                 ({computing:.2}); the pool serves both"
             ),
             Reason::WaitingUncapped { workers } => write!(
                 f,
@@ -688,9 +701,10 @@ impl Plan {
             s.cv,
             s.cpu_ratio,
             s.process_cpu_ratio,
-            match s.inner_speedup {
-                Some(x) => format!(", inner speedup {x:.2}"),
-                None => String::new(),
+            match (s.inner_speedup, s.cpu_ratio_range) {
+                (Some(x), _) => format!(", inner speedup {x:.2}"),
+                (None, Some((lo, hi))) => format!(" ({lo:.2}..{hi:.2} by span)"),
+                (None, None) => String::new(),
             },
             match s.two_thread_efficiency {
                 Some(e) => format!(", 2-thread efficiency {e:.2}"),

@@ -32,6 +32,10 @@ pub struct SampleStats {
     /// Measured throughput of two threads over twice that of one (`e2`), if measured:
     /// near 1 for work that scales, near 0.5 for work serialised on a lock.
     pub two_thread_efficiency: Option<f64>,
+    /// The least and greatest CPU share (thread CPU over wall) of the sample's spans,
+    /// when at least two were long enough to time: near 0 and near 1 for a mixture of
+    /// waiting and computing items, whose pool must serve both.
+    pub cpu_ratio_range: Option<(f64, f64)>,
     /// How much faster an item runs with its own (rayon) parallelism than with it
     /// confined to one thread, if measured: near 1 when that parallelism does not pay,
     /// or when `process_cpu_ratio` was other threads' work. The model counts an item as
@@ -66,6 +70,7 @@ impl Default for SampleStats {
             cpu_ratio: 1.0,
             process_cpu_ratio: 1.0,
             two_thread_efficiency: None,
+            cpu_ratio_range: None,
             inner_speedup: None,
             remaining_items: None,
             in_bytes: 0.0,

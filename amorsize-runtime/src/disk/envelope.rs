@@ -36,7 +36,7 @@ use super::hash::StableHasher;
 pub(crate) const MAGIC: [u8; 8] = *b"\x89AMSZ\r\n\x1a";
 /// Bumped whenever the layout or the payload's meaning changes: entries of another
 /// version are ignored and rewritten.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// Bytes before the payload.
 pub(crate) const HEADER_LEN: usize = 52;
 /// Largest payload accepted, written or read: cache entries are plans and

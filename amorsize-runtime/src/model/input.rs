@@ -83,6 +83,10 @@ pub(super) fn clean_sample(stats: &SampleStats) -> SampleStats {
     } else {
         1.0
     };
+    s.cpu_ratio_range = s
+        .cpu_ratio_range
+        .filter(|(lo, hi)| lo.is_finite() && hi.is_finite())
+        .map(|(lo, hi)| (lo.clamp(0.0, 1.0), hi.clamp(0.0, 1.0)));
     s.inner_speedup = s
         .inner_speedup
         .filter(|x| !x.is_nan())

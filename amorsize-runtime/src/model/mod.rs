@@ -132,6 +132,10 @@ pub(crate) use pinned::fully_pinned;
 const IO_BOUND_RATIO: f64 = 0.5;
 /// Two-thread efficiency below this marks work that does not scale on threads.
 const THREADS_SCALE_EFFICIENCY: f64 = 0.8;
+/// A sampled span with at most this CPU share waited; one with at least
+/// [`MIXTURE_COMPUTING`] computed. A sample with both is a mixture.
+const MIXTURE_WAITING: f64 = 0.25;
+const MIXTURE_COMPUTING: f64 = 0.75;
 /// Threads per CPU above which a plan of waiting work says that nothing capped it.
 const UNCAPPED_WAITING_PER_CPU: usize = 4;
 /// `process_cpu_ratio` at or above this marks internally parallel items.
@@ -384,6 +388,13 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         plan.reasons.push(Reason::IoBound {
             cpu_ratio: plan.sample.cpu_ratio,
         });
+    }
+    if let Some((waiting, computing)) = plan.sample.cpu_ratio_range
+        && waiting <= MIXTURE_WAITING
+        && computing >= MIXTURE_COMPUTING
+        && plan.backend == Backend::Threads
+    {
+        plan.reasons.push(Reason::Mixture { waiting, computing });
     }
     if plan.backend == Backend::Threads
         && plan.workers > UNCAPPED_WAITING_PER_CPU * machine_in.cpus

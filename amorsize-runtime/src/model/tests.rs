@@ -318,6 +318,20 @@ fn a_measured_inner_speedup_replaces_the_process_cpu_ratio() {
 }
 
 #[test]
+fn a_mixture_of_waiting_and_computing_items_gets_a_pool_for_both() {
+    // Half the sampled time computing, half waiting: the CPUs bound the job, so a pool
+    // of about two threads per CPU serves both, and the estimate says so.
+    let mut s = stats(100, 1e-3);
+    s.cpu_ratio = 0.5;
+    s.cpu_ratio_range = Some((0.01, 0.99));
+    let p = plan(&s, &machine(2), &no_processes());
+    assert_eq!(p.backend, Backend::Threads, "{p:#}");
+    assert!((3..=6).contains(&p.workers), "{p:#}");
+    assert!(p.estimated_speedup <= 4.5, "{p:#}");
+    assert!(has(&p, |r| matches!(r, Reason::Mixture { .. })), "{p:#}");
+}
+
+#[test]
 fn waiting_work_says_when_nothing_capped_it() {
     let mut s = stats(200, 10e-3);
     s.cpu_ratio = 0.01;
@@ -582,6 +596,7 @@ mod invariants {
                 process_cpu_ratio: q,
                 two_thread_efficiency: e2,
                 inner_speedup: inner,
+                cpu_ratio_range: None,
                 remaining_items: remaining,
                 encode_in_secs: io[0],
                 decode_in_secs: io[1],

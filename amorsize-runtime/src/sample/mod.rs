@@ -83,6 +83,12 @@ where
     // (items, seconds) of each batch after the first.
     let mut batches: Vec<(usize, f64)> = Vec::new();
     let mut cpu_mark: Option<CpuMark> = None;
+    // The thread's CPU clock from the first item on (one read, ~250 ns), then at every
+    // batch boundary once the sample needs it: (wall, CPU) seconds of each span, so the
+    // CPU share covers every sampled item (a job of slow items samples only a few) and
+    // its spread shows a mixture of computing and waiting items.
+    let mut last_cpu = clock::thread_cpu_secs().map(|c| (c, start));
+    let mut spans: Vec<(f64, f64)> = Vec::new();
     let mut elapsed;
 
     loop {
@@ -106,6 +112,13 @@ where
         elapsed = (now - start).as_secs_f64();
         if done > 0 && items > done {
             batches.push((done, secs));
+        }
+        if elapsed >= CPU_CLOCK_AFTER_SECS
+            && let Some((c0, t0)) = last_cpu
+            && let Some(c1) = clock::thread_cpu_secs()
+        {
+            spans.push(((now - t0).as_secs_f64(), c1 - c0));
+            last_cpu = Some((c1, now));
         }
         if exhausted || items >= max_items {
             break;
@@ -143,11 +156,14 @@ where
         item_bytes: (std::mem::size_of::<T>() + std::mem::size_of::<S::Out>()) as f64,
         ..SampleStats::default()
     };
-    if let Some(mark) = cpu_mark {
+    // Time spent waiting for a CPU (a busy machine) is neither work nor I/O; measured
+    // from the mark on.
+    let mut run_delay = 0.0;
+    if let Some(mark) = &cpu_mark {
         let mut wall = mark.wall.elapsed().as_secs_f64();
-        // Time spent waiting for a CPU (a busy machine) is neither work nor I/O.
         if let (Some(d0), Some(d1)) = (mark.run_delay, clock::thread_run_delay_secs()) {
-            wall -= (d1 - d0).clamp(0.0, wall);
+            run_delay = (d1 - d0).clamp(0.0, wall);
+            wall -= run_delay;
         }
         if let Some(thread) = clock::thread_cpu_secs() {
             let thread_d = thread - mark.thread;
@@ -176,12 +192,45 @@ where
             }
         }
     }
+    // Over every span, the first items included (a job of few slow items, some of them
+    // waiting and some computing, is read right only so). The time spent waiting for a
+    // CPU is known from the mark on only; where the spans read a lower share than the
+    // mark's window, that unknown wait is the likelier cause, and the mark's share
+    // stands.
+    let (wall, cpu) = spans
+        .iter()
+        .fold((0.0, 0.0), |(w, c), &(sw, sc)| (w + sw, c + sc));
+    if wall - run_delay > 0.0 {
+        let over_spans = (cpu / (wall - run_delay)).clamp(0.0, 1.0);
+        stats.cpu_ratio = if cpu_mark.is_some() {
+            stats.cpu_ratio.max(over_spans)
+        } else {
+            over_spans
+        };
+    }
+    stats.cpu_ratio_range = cpu_ratio_range(&spans);
     Sampled {
         head,
         items,
         exhausted,
         stats,
     }
+}
+
+/// The least and greatest CPU share of the sample's spans long enough to time (at least
+/// two of them): a job of computing and waiting items reads near 0 and near 1.
+fn cpu_ratio_range(spans: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let ratios: Vec<f64> = spans
+        .iter()
+        .filter(|&&(w, _)| w >= CV_MIN_BATCH_SECS)
+        .map(|&(w, c)| (c / w).clamp(0.0, 1.0))
+        .collect();
+    if ratios.len() < 2 {
+        return None;
+    }
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((lo, hi))
 }
 
 /// Batches shorter than this are left out of the variation: timer granularity and a
@@ -259,6 +308,39 @@ mod tests {
             s.stats.cpu_ratio < 0.5,
             "sleeping is not CPU work: {}",
             s.stats.cpu_ratio
+        );
+    }
+
+    #[test]
+    fn computing_and_waiting_items_read_as_a_mixture() {
+        // Item 0 computes for ~2 ms, item 1 sleeps 2 ms, and so on: the CPU share
+        // covers the first item too, and the spans range from waiting to computing.
+        let spin_for = |d: std::time::Duration| {
+            let t = Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < d {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            x
+        };
+        let mut src = (0..8u32).inspect(|i| {
+            let d = std::time::Duration::from_millis(2);
+            if i % 2 == 0 {
+                spin_for(d);
+            } else {
+                std::thread::sleep(d);
+            }
+        });
+        let stage = Identity::new();
+        let s = sample(&mut src, &stage, &mut (), &KeepOutputs, Some(8), MAX_ITEMS);
+        assert!(s.items >= 2, "{}", s.items);
+        let (lo, hi) = s.stats.cpu_ratio_range.expect("two spans at least");
+        assert!(lo < 0.5 && hi > 0.5, "{lo} .. {hi}");
+        assert!(s.stats.cpu_ratio > 0.15, "{}", s.stats.cpu_ratio);
+        assert_eq!(
+            cpu_ratio_range(&[(1e-3, 1e-3)]),
+            None,
+            "one span is no spread"
         );
     }
 

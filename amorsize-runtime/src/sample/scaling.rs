@@ -153,11 +153,13 @@ mod tests {
         let items: Vec<(usize, u32)> = (0..24u32).map(|x| (x as usize, x)).collect();
         let (out, e2) = two_threads(&stage, &mut (), items, 8);
         assert_eq!(out, (0..24).map(|x| x * 2).collect::<Vec<_>>());
-        // Measured, and a ratio. Whether it reads low depends on a free second CPU,
-        // which other tests of this binary take: the detection itself is checked in
-        // its own process by `tests/processes_lock_bound.rs`.
-        let e2 = e2.expect("measured");
-        assert!(e2 > 0.0 && e2 <= 1.0, "e2 = {e2}");
+        // A ratio when measured. Whether it is measured, and reads low, depends on a
+        // free second CPU, which other tests of this binary take (on a busy machine
+        // no measurement is made): the detection itself is checked in its own process
+        // by `tests/processes_lock_bound.rs`.
+        if let Some(e2) = e2 {
+            assert!(e2 > 0.0 && e2 <= 1.0, "e2 = {e2}");
+        }
         let _ = Identity::<u32>::new();
     }
 
