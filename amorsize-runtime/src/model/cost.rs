@@ -53,6 +53,10 @@ pub(super) struct Cost {
     cpus: f64,
     /// Amdahl serial fraction `s` (0 for Processes, which do not share locks).
     serial_fraction: f64,
+    /// For a mixture of waiting and computing items on threads: the share `r` of time a
+    /// thread computes. Its progress is then that of threads each computing at a given
+    /// moment with probability `r`, at most `P` at once (see [`Cost::parallelism`]).
+    mixture_r: Option<f64>,
     /// Bytes one worker holds per item of its chunk size.
     pub bytes_per_chunk_item: f64,
     /// Bytes one worker holds whatever the chunk size.
@@ -108,6 +112,7 @@ impl Cost {
             capacity: (cpus / (work.r * work.q)).max(1.0),
             cpus,
             serial_fraction: if processes { 0.0 } else { work.serial_fraction },
+            mixture_r: (work.mixture && backend == Backend::Threads).then_some(work.r * work.q),
             bytes_per_chunk_item: work.item_bytes * WINDOW_CHUNKS,
             base_bytes,
         }
@@ -140,9 +145,18 @@ impl Cost {
         [cap, within(self.capacity.ceil()), balanced]
     }
 
-    /// `par_b(w)`: how many items' worth of progress `w` workers make at once.
+    /// `par_b(w)`: how many items' worth of progress `w` workers make at once. For a
+    /// mixture, `E[min(K, P)] / r` with `K ~ Binomial(w, r)` threads computing at a
+    /// moment: four threads on two CPUs whose items compute half the time leave a CPU
+    /// idle whenever three of them wait, so a pool that serves both has more threads
+    /// than `P / r`, and the estimate knows what fewer cost.
     pub fn parallelism(&self, w: f64) -> f64 {
-        let x = w.min(self.capacity).max(1.0);
+        let x = match self.mixture_r {
+            Some(r) if r > 0.0 && r < 1.0 => {
+                (expected_busy(w.round() as usize, r, self.cpus) / r).clamp(1.0, w.max(1.0))
+            }
+            _ => w.min(self.capacity).max(1.0),
+        };
         let s = self.serial_fraction;
         1.0 / (s + (1.0 - s) / x)
     }
@@ -225,5 +239,43 @@ impl Cost {
         } else {
             None
         }
+    }
+}
+
+/// `E[min(K, cpus)]` for `K ~ Binomial(w, r)`: the CPUs kept busy on average by `w`
+/// threads that each compute a share `r` of the time.
+fn expected_busy(w: usize, r: f64, cpus: f64) -> f64 {
+    if w == 0 {
+        return 0.0;
+    }
+    // The pmf by its recurrence, from P(K = 0) = (1 - r)^w; terms past the CPUs all
+    // count as `cpus`, so only the first ones are needed.
+    let q = 1.0 - r;
+    let mut pmf = q.powi(w.min(i32::MAX as usize) as i32);
+    let mut below = 0.0; // P(K < k)
+    let mut expected = 0.0;
+    let full = cpus.floor() as usize;
+    for k in 0..full.min(w) {
+        expected += pmf * k as f64;
+        below += pmf;
+        pmf *= (w - k) as f64 / (k + 1) as f64 * r / q;
+    }
+    expected + (1.0 - below).max(0.0) * cpus.min(w as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_busy;
+
+    #[test]
+    fn busy_cpus_of_a_mixture() {
+        // Four threads computing half the time on two CPUs: 1 with P 4/16, 2 or more
+        // with P 11/16.
+        assert!((expected_busy(4, 0.5, 2.0) - (4.0 / 16.0 + 2.0 * 11.0 / 16.0)).abs() < 1e-9);
+        // More threads: the CPUs are nearly always busy.
+        assert!(expected_busy(16, 0.5, 2.0) > 1.99);
+        // One thread: busy a share r of the time.
+        assert!((expected_busy(1, 0.3, 2.0) - 0.3).abs() < 1e-9);
+        assert_eq!(expected_busy(0, 0.5, 2.0), 0.0);
     }
 }

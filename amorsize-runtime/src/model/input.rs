@@ -137,6 +137,8 @@ pub(super) struct Workload {
     pub worker_io: f64,
     /// In-memory bytes of one item in flight.
     pub item_bytes: f64,
+    /// The sample saw both items that wait and items that compute.
+    pub mixture: bool,
 }
 
 impl Workload {
@@ -160,6 +162,9 @@ impl Workload {
             parent_io: formula_secs(s.encode_in_secs) + formula_secs(s.decode_out_secs),
             worker_io: formula_secs(s.decode_in_secs) + formula_secs(s.encode_out_secs),
             item_bytes: s.item_bytes.min(MAX_BYTES),
+            mixture: s
+                .cpu_ratio_range
+                .is_some_and(|(lo, hi)| lo <= MIXTURE_WAITING && hi >= MIXTURE_COMPUTING),
         }
     }
 
@@ -186,6 +191,12 @@ pub(super) fn cpu_use(s: &SampleStats) -> (f64, f64) {
         _ => (r, q),
     }
 }
+
+/// A sampled span with at most this CPU share waited; one with at least
+/// [`MIXTURE_COMPUTING`] computed. A sample with both is a mixture.
+pub(super) const MIXTURE_WAITING: f64 = 0.25;
+/// See [`MIXTURE_WAITING`].
+pub(super) const MIXTURE_COMPUTING: f64 = 0.75;
 
 /// A measured two-thread efficiency at or above this counts as perfect scaling: the
 /// measurement runs a handful of items on a possibly busy machine, and a few percent

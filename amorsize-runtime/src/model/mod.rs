@@ -132,10 +132,8 @@ pub(crate) use pinned::fully_pinned;
 const IO_BOUND_RATIO: f64 = 0.5;
 /// Two-thread efficiency below this marks work that does not scale on threads.
 const THREADS_SCALE_EFFICIENCY: f64 = 0.8;
-/// A sampled span with at most this CPU share waited; one with at least
-/// [`MIXTURE_COMPUTING`] computed. A sample with both is a mixture.
-const MIXTURE_WAITING: f64 = 0.25;
-const MIXTURE_COMPUTING: f64 = 0.75;
+/// How many times `P / r` threads a mixture may get.
+const MIXTURE_SLACK: f64 = 4.0;
 /// Threads per CPU above which a plan of waiting work says that nothing capped it.
 const UNCAPPED_WAITING_PER_CPU: usize = 4;
 /// `process_cpu_ratio` at or above this marks internally parallel items.
@@ -280,6 +278,11 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
             Backend::Threads if work.r < IO_BOUND_RATIO => {
                 MAX_THREADS.min(ceil_count(1.25 * cpus / (work.r * work.q)))
             }
+            // A mixture needs more threads than `P / r` to keep the CPUs busy while
+            // some wait (`par_b` prices each one).
+            Backend::Threads if work.mixture => {
+                MAX_THREADS.min(ceil_count(MIXTURE_SLACK * cpus / (work.r * work.q)))
+            }
             Backend::Threads => MAX_THREADS.min(ceil_count(cpus / (work.r * work.q))),
             _ => ceil_count(cpus / work.q),
         };
@@ -390,8 +393,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         });
     }
     if let Some((waiting, computing)) = plan.sample.cpu_ratio_range
-        && waiting <= MIXTURE_WAITING
-        && computing >= MIXTURE_COMPUTING
+        && work.mixture
         && plan.backend == Backend::Threads
     {
         plan.reasons.push(Reason::Mixture { waiting, computing });

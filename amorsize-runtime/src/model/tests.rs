@@ -319,15 +319,16 @@ fn a_measured_inner_speedup_replaces_the_process_cpu_ratio() {
 
 #[test]
 fn a_mixture_of_waiting_and_computing_items_gets_a_pool_for_both() {
-    // Half the sampled time computing, half waiting: the CPUs bound the job, so a pool
-    // of about two threads per CPU serves both, and the estimate says so.
+    // Half the sampled time computing, half waiting: the CPUs bound the job at 4x, and
+    // P / r = 4 threads would leave a CPU idle whenever three of them wait: the pool
+    // has more, and the estimate stays within the bound.
     let mut s = stats(100, 1e-3);
     s.cpu_ratio = 0.5;
     s.cpu_ratio_range = Some((0.01, 0.99));
     let p = plan(&s, &machine(2), &no_processes());
     assert_eq!(p.backend, Backend::Threads, "{p:#}");
-    assert!((3..=6).contains(&p.workers), "{p:#}");
-    assert!(p.estimated_speedup <= 4.5, "{p:#}");
+    assert!((6..=16).contains(&p.workers), "{p:#}");
+    assert!(p.estimated_speedup <= 4.0, "{p:#}");
     assert!(has(&p, |r| matches!(r, Reason::Mixture { .. })), "{p:#}");
 }
 

@@ -41,6 +41,12 @@ pub(crate) struct Wanted {
     pub inner: bool,
 }
 
+/// Whether the sampled items mostly waited (on I/O, or on other threads): such work
+/// never gets the two-thread check, nor worker processes.
+pub(crate) fn mostly_waits(stats: &SampleStats) -> bool {
+    stats.cpu_ratio * stats.process_cpu_ratio < 0.5
+}
+
 /// Which extra measurements pay for this job, after its sample; forbids processes for
 /// work that mostly waits. `has_task`: the stage is a registered task.
 pub(crate) fn wanted(
@@ -52,8 +58,7 @@ pub(crate) fn wanted(
 ) -> Wanted {
     // Work that mostly waits (on I/O, or on other threads) keeps few CPUs busy: many
     // threads serve it, and a handful of processes cannot beat them.
-    let waits = stats.cpu_ratio * stats.process_cpu_ratio < 0.5;
-    if waits && options.backend.is_none() {
+    if mostly_waits(stats) && options.backend.is_none() {
         options.forbid(
             Backend::Processes,
             "the work mostly waits: more threads serve it better than a few processes",
