@@ -333,16 +333,6 @@ where
         if stats.items == 0 {
             return None;
         }
-        // Whether a task that computes scales on threads decides between threads and
-        // processes; a remembered sample that could not tell (its two-thread check was
-        // skipped on a busy machine) is measured again rather than trusted across runs.
-        if origin == Origin::Disk
-            && stats.two_thread_efficiency.is_none()
-            && !sample::extra::mostly_waits(&stats)
-            && options.excluded(Backend::Processes).is_none()
-        {
-            return None;
-        }
         // The whole input fitted in the sample last time, and this one is no longer:
         // plain serial code, without the model or the machine's profile.
         if ended && len.is_some_and(|n| n <= stats.items) {
@@ -351,9 +341,20 @@ where
             plan.origin = origin;
             return Some(plan);
         }
-        let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
         let mut stats = stats;
         stats.remaining_items = len.or_else(|| remaining_estimate(self.source.size_hint()));
+        // Whether a task that computes scales on threads decides between threads and
+        // processes; a remembered sample that could not tell (its two-thread check was
+        // skipped on a busy machine) is measured again rather than trusted across runs,
+        // for a job long enough that the check is made.
+        if origin == Origin::Disk
+            && stats.two_thread_efficiency.is_none()
+            && sample::extra::scaling_matters(&stats)
+            && options.excluded(Backend::Processes).is_none()
+        {
+            return None;
+        }
+        let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
         let mut plan = model::plan(&stats, &machine, options);
         if origin == Origin::Disk && plan.backend == Backend::Processes {
             return None;

@@ -43,8 +43,17 @@ pub(crate) struct Wanted {
 
 /// Whether the sampled items mostly waited (on I/O, or on other threads): such work
 /// never gets the two-thread check, nor worker processes.
-pub(crate) fn mostly_waits(stats: &SampleStats) -> bool {
+fn mostly_waits(stats: &SampleStats) -> bool {
     stats.cpu_ratio * stats.process_cpu_ratio < 0.5
+}
+
+/// Whether a job of computing items is long enough (its remaining items, if known,
+/// at its per-item time) for the two-thread efficiency to be measured.
+pub(crate) fn scaling_matters(stats: &SampleStats) -> bool {
+    let work = stats
+        .remaining_items
+        .map_or(f64::INFINITY, |n| n as f64 * stats.mean_item_secs);
+    !mostly_waits(stats) && work >= SCALING_MIN_WORK_SECS
 }
 
 /// Which extra measurements pay for this job, after its sample; forbids processes for
