@@ -10,12 +10,13 @@
 //! less than two CPUs, so work that scales can read as if it did not; subtracting the
 //! time spent waiting for a CPU would fix that, but it would also hide a lock (a thread
 //! waiting for the lock's holder, who waits for a CPU, is itself counted as waiting for
-//! a CPU). So the time is not corrected; but when the two threads spent more than
-//! [`BUSY_SHARE`] of their time runnable without a CPU, the measurement says more
-//! about the machine than about the work, and none is made: a low reading then could
-//! turn CPU-bound work serial (cheap items, for which processes do not pay either). A
-//! thread waiting for a lock sleeps, it does not queue for a CPU, so a lock still reads
-//! as one on a machine with CPUs to spare.
+//! a CPU). So the time is not corrected; but when the one-thread phase already spent
+//! more than [`BUSY_SHARE`] of its time runnable without a CPU, the machine is busy and
+//! the measurement says more about it than about the work, so none is made: a low
+//! reading then could turn CPU-bound work serial (cheap items, for which processes do
+//! not pay either). Only the one-thread phase is judged: in the two-thread phase a lock
+//! itself makes threads queue for a CPU (each hand-over wakes the waiter), and that is
+//! what the measurement is for.
 
 use std::panic::resume_unwind;
 use std::sync::{Barrier, Mutex, PoisonError};
@@ -25,9 +26,9 @@ use crate::plumbing::Stage;
 
 /// A one-thread phase shorter than this gives no measurement.
 const MIN_PHASE_SECS: f64 = 0.2e-3;
-/// Share of the two-thread phase the threads may spend waiting for a CPU before the
+/// Share of the one-thread phase the thread may spend waiting for a CPU before the
 /// measurement is dropped (see the module's notes).
-const BUSY_SHARE: f64 = 0.25;
+const BUSY_SHARE: f64 = 0.5;
 
 /// Runs `items` (`3m` of them, with their indices) and measures `e2`. Returns the
 /// outputs in order and the efficiency, if the measurement could be made.
@@ -47,9 +48,14 @@ where
         return (outputs, None);
     }
     let mut items = items.into_iter();
+    let d0 = super::clock::thread_run_delay_secs();
     let t = Instant::now();
     outputs.extend(serial_indexed(stage, st, items.by_ref().take(m)));
     let one = t.elapsed().as_secs_f64();
+    let one_waited = match (d0, super::clock::thread_run_delay_secs()) {
+        (Some(a), Some(b)) => (b - a).max(0.0),
+        _ => 0.0,
+    };
 
     let a: Vec<(usize, T)> = items.by_ref().take(m).collect();
     let b: Vec<(usize, T)> = items.collect();
@@ -57,15 +63,9 @@ where
     let run = |part: Vec<(usize, T)>| {
         let mut st = stage.state();
         start.wait();
-        let d0 = super::clock::thread_run_delay_secs();
         let t0 = Instant::now();
         let out: Vec<S::Out> = serial_indexed(stage, &mut st, part);
-        let t1 = Instant::now();
-        let waited = match (d0, super::clock::thread_run_delay_secs()) {
-            (Some(a), Some(b)) => (b - a).max(0.0),
-            _ => 0.0,
-        };
-        (out, t0, t1, waited)
+        (out, t0, Instant::now())
     };
     // Held in a slot so that, should the thread not start, the items are still here.
     let slot = Mutex::new(Some(a));
@@ -85,21 +85,20 @@ where
                 let mut out: Vec<S::Out> = serial_indexed(stage, &mut st2, a);
                 out.extend(serial_indexed(stage, &mut st2, b));
                 let now = Instant::now();
-                (Ok((out, now, now, 0.0)), Err(()))
+                (Ok((out, now, now)), Err(()))
             }
         }
     });
-    let (out_a, a0, a1, wait_a) = match ra {
+    let (out_a, a0, a1) = match ra {
         Ok(r) => r,
         Err(payload) => resume_unwind(payload),
     };
     outputs.extend(out_a);
-    let Ok((out_b, b0, b1, wait_b)) = rb else {
+    let Ok((out_b, b0, b1)) = rb else {
         return (outputs, None);
     };
     outputs.extend(out_b);
-    let busy = (a1 - a0).as_secs_f64() + (b1 - b0).as_secs_f64();
-    if busy > 0.0 && (wait_a + wait_b) > BUSY_SHARE * busy {
+    if one_waited > BUSY_SHARE * one {
         return (outputs, None);
     }
     // The span of both: if the machine did not let them overlap, this reads as not
