@@ -744,14 +744,7 @@ impl Learn {
             workers: remade.workers,
             chunk_size: remade.chunk_size,
         };
-        let replan = Replan {
-            at_item: drift.at_item,
-            expected_secs: drift.expected_secs,
-            measured_secs: drift.measured_secs,
-            backend: course.backend,
-            workers: course.workers,
-            chunk_size: course.chunk_size,
-        };
+        let replan = drift.replan(&course);
         // A new chunk size alone is logged in full only: on a busy machine a job may
         // adjust it often, and `AMORSIZE_LOG=plan` shows decisions a reader acts on.
         let level = if course.backend == drift.from && course.workers == plan.workers {

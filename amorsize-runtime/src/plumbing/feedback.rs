@@ -114,6 +114,20 @@ pub(crate) struct Drift {
     pub from: Backend,
 }
 
+impl Drift {
+    /// The record of this drift answered with `course`.
+    pub(crate) fn replan(&self, course: &Course) -> Replan {
+        Replan {
+            at_item: self.at_item,
+            expected_secs: self.expected_secs,
+            measured_secs: self.measured_secs,
+            backend: course.backend,
+            workers: course.workers,
+            chunk_size: course.chunk_size,
+        }
+    }
+}
+
 /// Re-plans the rest of a job; owned by the orchestration, called by executors on the
 /// caller's thread. Keeps the re-plans it made, for the plan and the log.
 pub(crate) struct Steer<'a> {
@@ -142,14 +156,7 @@ impl<'a> Steer<'a> {
         self.made
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Replan {
-                at_item: drift.at_item,
-                expected_secs: drift.expected_secs,
-                measured_secs: drift.measured_secs,
-                backend: course.backend,
-                workers: course.workers,
-                chunk_size: course.chunk_size,
-            });
+            .push(drift.replan(&course));
         course
     }
 }

@@ -17,6 +17,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use super::scaling::serial_indexed;
 use crate::plumbing::Stage;
 
 /// Work each phase does, in seconds.
@@ -74,17 +75,6 @@ where
     outputs.extend(out);
     let speedup = (free >= MIN_PHASE_SECS).then(|| (confined / free).max(1.0));
     (outputs, speedup)
-}
-
-/// Runs consecutive `(index, item)` pairs through the stage's serial form.
-fn serial_indexed<T, S: Stage<T>>(
-    stage: &S,
-    st: &mut S::State,
-    items: impl IntoIterator<Item = (usize, T)>,
-) -> Vec<S::Out> {
-    let mut items = items.into_iter().peekable();
-    let first = items.peek().map_or(0, |p| p.0);
-    stage.serial(st, first, items.map(|(_, x)| x)).collect()
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ where
 }
 
 /// Runs consecutive `(index, item)` pairs through the stage's serial form.
-fn serial_indexed<T, S: Stage<T>>(
+pub(super) fn serial_indexed<T, S: Stage<T>>(
     stage: &S,
     st: &mut S::State,
     items: impl IntoIterator<Item = (usize, T)>,
