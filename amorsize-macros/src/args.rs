@@ -12,14 +12,16 @@ use crate::codegen::{Backend, Settings};
 use crate::errors::Errors;
 
 /// Every argument, in the form the error messages show it.
-const VALID: &str = "`serial`, `backend = \"rayon\" | \"threads\" | \"processes\" | \"serial\"`, \
+const VALID: &str = "`serial`, \
+     `backend = \"rayon\" | \"threads\" | \"processes\" | \"cluster\" | \"serial\"`, \
      `max_workers = N`, `chunk_size = N`, `min_speedup = F`, `log`, `progress`";
 
 /// The backends `backend = "…"` accepts, by the name the user writes.
-const BACKENDS: [(&str, Backend); 4] = [
+const BACKENDS: [(&str, Backend); 5] = [
     ("rayon", Backend::Rayon),
     ("threads", Backend::Threads),
     ("processes", Backend::Processes),
+    ("cluster", Backend::Cluster),
     ("serial", Backend::Serial),
 ];
 

@@ -23,6 +23,7 @@ pub(crate) enum Backend {
     Rayon,
     Threads,
     Processes,
+    Cluster,
 }
 
 impl Backend {
@@ -33,6 +34,7 @@ impl Backend {
             Backend::Rayon => "Rayon",
             Backend::Threads => "Threads",
             Backend::Processes => "Processes",
+            Backend::Cluster => "Cluster",
         }
     }
 }

@@ -132,7 +132,7 @@ use proc_macro::TokenStream;
 /// | --- | --- |
 /// | *(none)* | decide at run time |
 /// | `serial` | leave the whole function as written (no other argument allowed with it) |
-/// | `backend = "rayon" \| "threads" \| "processes" \| "serial"` | pin the backend (beats `AMORSIZE_BACKEND`) |
+/// | `backend = "rayon" \| "threads" \| "processes" \| "cluster" \| "serial"` | pin the backend (beats `AMORSIZE_BACKEND`) |
 /// | `max_workers = N` | cap the workers (`N` ≥ 1; with `backend` and `chunk_size` too, pin them) |
 /// | `chunk_size = N` | pin the items handed to a worker at a time (`N` ≥ 1) |
 /// | `min_speedup = F` | stay serial unless parallel is predicted at least `F` times faster (default 1.2) |

@@ -27,6 +27,12 @@ pub enum ErrorKind {
     /// be used (none could start, or their results differ from the caller's). The
     /// message says why.
     NotRun,
+    /// The item's chunk went to cluster workers `deliveries` times without a result
+    /// coming back (each worker died, or stalled past the broker's `ack_wait`).
+    Lost {
+        /// How many times the broker delivered the chunk.
+        deliveries: u32,
+    },
 }
 
 /// What a panic's payload was, so a panic carried from a worker process can be raised
@@ -141,6 +147,14 @@ impl fmt::Display for Error {
                 self.message
             ),
             ErrorKind::NotRun => write!(f, "item {} was not run: {}", self.index, self.message),
+            ErrorKind::Lost { deliveries } => write!(
+                f,
+                "item {}: its chunk was delivered to cluster workers {deliveries} times and \
+                 no result came back{}{}",
+                self.index,
+                if self.message.is_empty() { "" } else { ": " },
+                self.message
+            ),
         }
     }
 }

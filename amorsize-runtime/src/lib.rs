@@ -5,6 +5,7 @@
 #![deny(missing_debug_implementations)]
 
 mod cache;
+mod cluster;
 mod context;
 mod disk;
 mod env;
@@ -32,7 +33,7 @@ pub use options::{DEFAULT_MIN_SPEEDUP, Options};
 pub use plan::{
     Backend, Candidate, Estimate, NestedIn, Origin, ParseBackendError, Plan, Reason, Replan,
 };
-pub use probe::MachineProfile;
+pub use probe::{ClusterProfile, MachineProfile};
 pub use stats::SampleStats;
 
 #[doc(hidden)]
@@ -59,4 +60,6 @@ pub mod __private;
 pub fn init() {
     #[cfg(unix)]
     process::child::enter_if_marked(false);
+    #[cfg(all(unix, feature = "cluster"))]
+    cluster::worker::enter_if_marked(false);
 }

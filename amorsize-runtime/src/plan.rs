@@ -27,15 +27,20 @@ pub enum Backend {
     /// On a pool of worker processes (the same executable), for work that does not
     /// scale on threads. Needs a function marked `#[amorsize::task]`.
     Processes,
+    /// On worker processes of this same executable on other machines, through a NATS
+    /// JetStream broker (cargo feature `cluster`, `AMORSIZE_CLUSTER`). Needs a function
+    /// marked `#[amorsize::task]`.
+    Cluster,
 }
 
 impl Backend {
     /// Every backend, in the order the model reports them.
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Serial,
         Backend::Rayon,
         Backend::Threads,
         Backend::Processes,
+        Backend::Cluster,
     ];
 
     /// The lowercase name used in attribute arguments and `AMORSIZE_BACKEND`.
@@ -45,6 +50,7 @@ impl Backend {
             Backend::Rayon => "rayon",
             Backend::Threads => "threads",
             Backend::Processes => "processes",
+            Backend::Cluster => "cluster",
         }
     }
 }
@@ -56,7 +62,7 @@ impl fmt::Display for Backend {
 }
 
 /// The text of a backend name that is not one of `serial`, `rayon`, `threads`,
-/// `processes`.
+/// `processes`, `cluster`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseBackendError(pub String);
 
@@ -64,7 +70,7 @@ impl fmt::Display for ParseBackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown backend `{}`: expected one of serial, rayon, threads, processes",
+            "unknown backend `{}`: expected one of serial, rayon, threads, processes, cluster",
             self.0
         )
     }

@@ -356,7 +356,10 @@ where
         }
         let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
         let mut plan = model::plan(&stats, &machine, options);
-        if origin == Origin::Disk && plan.backend == Backend::Processes {
+        // Workers are checked afresh: a sample checks processes, and who listens on a
+        // cluster changes between runs.
+        if origin == Origin::Disk && matches!(plan.backend, Backend::Processes | Backend::Cluster)
+        {
             return None;
         }
         plan.origin = origin;
@@ -441,6 +444,21 @@ where
                 }
             };
         }
+        #[cfg(feature = "cluster")]
+        if plan.backend == Backend::Cluster
+            && let Err(why) = crate::cluster::measure()
+        {
+            // Without a broker or workers the job runs here, whether the cluster was
+            // chosen or pinned, with the reason in its plan.
+            let mut options = self.effective_options(env);
+            options.forbid(Backend::Cluster, why);
+            let machine = self
+                .machine
+                .clone()
+                .unwrap_or_else(|| Arc::new(probe::profile().clone()));
+            let replanned = model::plan(&plan.sample, &machine, &options);
+            return (Arc::new(self.label(replanned)), None);
+        }
         #[cfg(not(unix))]
         let _ = env;
         (plan, None)
@@ -517,7 +535,7 @@ where
     ) -> Option<Plan> {
         let has_task = self.stage.task_call().is_some();
         let wanted = sample::extra::wanted(stats, machine, options, self.context, has_task);
-        let call = if wanted.processes {
+        let call = if wanted.codec {
             self.stage.task_call()
         } else {
             None
@@ -558,9 +576,15 @@ where
             return Some(plan);
         }
         #[cfg(unix)]
-        if let Some(call) = &call {
+        if let Some(call) = &call
+            && options.excluded(Backend::Processes).is_none()
+        {
             self.refused =
                 sample::processes::costs_and_trust(stats, machine, options, call, &checks);
+        }
+        #[cfg(feature = "cluster")]
+        if call.is_some() && options.excluded(Backend::Cluster).is_none() {
+            sample::cluster::measure(stats, machine, options);
         }
         None
     }
@@ -643,7 +667,9 @@ where
         // they keep their course.
         let steerable = learn
             .as_ref()
-            .filter(|_| !exhausted && plan.backend != Backend::Processes);
+            .filter(|_| {
+                !exhausted && !matches!(plan.backend, Backend::Processes | Backend::Cluster)
+            });
         // The options the model planned with: worked out now only if they are needed.
         let planned_with = std::sync::OnceLock::new();
         let planned_with = || {
@@ -729,7 +755,12 @@ impl Learn {
             Backend::Serial => Backend::Rayon,
             b => b,
         };
-        for b in [Backend::Rayon, Backend::Threads, Backend::Processes] {
+        for b in [
+            Backend::Rayon,
+            Backend::Threads,
+            Backend::Processes,
+            Backend::Cluster,
+        ] {
             if b != keep && options.excluded(b).is_none() {
                 options.forbid(b, "a running job keeps its backend when it is re-planned");
             }
@@ -892,6 +923,16 @@ fn effective_options(
         o.exclude.push((Backend::Processes, why));
     } else if let Some(why) = crate::process::unavailable(has_task, item_type) {
         o.forbid(Backend::Processes, why);
+    }
+    if context == Context::RayonWorker {
+        o.exclude.push((
+            Backend::Cluster,
+            Reason::Nested {
+                inside: NestedIn::RayonWorker,
+            },
+        ));
+    } else if let Some(why) = crate::cluster::unavailable(has_task) {
+        o.forbid(Backend::Cluster, why);
     }
     o
 }

@@ -186,6 +186,35 @@ where
             .item_timeout(run.item_timeout);
             fin.chunks(fold, head, accs)
         }
+        #[cfg(feature = "cluster")]
+        Backend::Cluster => {
+            let Some(call) = stage.task_call() else {
+                // The model plans the cluster only for a registered task.
+                return serial(stage, fold, fin, rest);
+            };
+            let link = match crate::cluster::link() {
+                Ok(link) => link,
+                Err(why) => {
+                    // The broker went away between the plan and now: the items run here.
+                    crate::progress::log_line(&format!(
+                        "amorsize: the cluster cannot take this job ({why}); it runs serially \
+                         here"
+                    ));
+                    return serial(stage, fold, fin, rest);
+                }
+            };
+            let Rest {
+                source,
+                first,
+                head,
+                progress,
+                ..
+            } = rest;
+            let counted = source.inspect(|_| progress.add(1));
+            let items = (first..).zip(counted);
+            let accs = crate::cluster::driver::Cluster::new(&call, fold, link, items, (workers, chunk));
+            fin.chunks(fold, head, accs)
+        }
         _ => match start.watch {
             Some(watch) if worth_watching(plan) => {
                 watched_serial(work, fin, rest, watch, end, context)

@@ -1,7 +1,7 @@
 //! The predicted wall time `T_b(w, c)` of one parallel backend. The formula is written
 //! out in the docs of [`crate::model`]; the names here follow it.
 
-use super::input::{Machine, Workload};
+use super::input::{ClusterCosts, Machine, Workload};
 use crate::plan::Backend;
 
 /// Resident memory of one worker process beyond the items it holds (code, allocator,
@@ -81,6 +81,9 @@ impl Cost {
     pub fn new(backend: Backend, work: &Workload, machine: &Machine) -> Cost {
         let o = &machine.overheads;
         let cpus = machine.cpus as f64;
+        if backend == Backend::Cluster {
+            return Cost::cluster(work, machine);
+        }
         let (start_fixed, start_per_worker, handoff) = match backend {
             Backend::Processes => (0.0, o.process_start_secs, o.process_chunk_secs),
             // The blocking pool is a rayon pool of its own, kept warm between jobs: one
@@ -115,6 +118,39 @@ impl Cost {
             mixture_r: (work.mixture && backend == Backend::Threads).then_some(work.r * work.q),
             bytes_per_chunk_item: work.item_bytes * WINDOW_CHUNKS,
             base_bytes,
+        }
+    }
+
+    /// The cluster: `W` remote slots, each running one item at a time on a CPU of its
+    /// own (so `capacity = W` and no shared serial fraction); a chunk costs the
+    /// measured broker round trip `h_c`, and every item's encoded bytes cross the
+    /// broker twice (`wire_bytes * byte_secs`, serial on the driver, as its codec).
+    /// Setting up a job (its result consumer, and purging its subjects at the end)
+    /// is two round trips.
+    fn cluster(work: &Workload, machine: &Machine) -> Cost {
+        let c = machine.cluster.unwrap_or(ClusterCosts {
+            workers: 1,
+            chunk_secs: 1e-3,
+            byte_secs: 1e-8,
+        });
+        let slots = c.workers.max(1) as f64;
+        Cost {
+            backend: Backend::Cluster,
+            n_items: work.n,
+            n: work.n as f64,
+            t: work.t,
+            cv: work.cv,
+            start_fixed: 2.0 * c.chunk_secs,
+            start_per_worker: 0.0,
+            handoff: c.chunk_secs,
+            serial_io: work.parent_io + work.wire_bytes * c.byte_secs,
+            worker_io: work.worker_io,
+            capacity: slots,
+            cpus: slots,
+            serial_fraction: 0.0,
+            mixture_r: None,
+            bytes_per_chunk_item: work.item_bytes * WINDOW_CHUNKS,
+            base_bytes: 0.0,
         }
     }
 

@@ -137,6 +137,8 @@ pub(super) struct Workload {
     pub worker_io: f64,
     /// In-memory bytes of one item in flight.
     pub item_bytes: f64,
+    /// Encoded bytes of one input and its output (what crosses a pipe or a broker).
+    pub wire_bytes: f64,
     /// The sample saw both items that wait and items that compute.
     pub mixture: bool,
 }
@@ -162,6 +164,7 @@ impl Workload {
             parent_io: formula_secs(s.encode_in_secs) + formula_secs(s.decode_out_secs),
             worker_io: formula_secs(s.decode_in_secs) + formula_secs(s.encode_out_secs),
             item_bytes: s.item_bytes.min(MAX_BYTES),
+            wire_bytes: (clean_bytes(s.in_bytes) + clean_bytes(s.out_bytes)).min(MAX_BYTES),
             mixture: s
                 .cpu_ratio_range
                 .is_some_and(|(lo, hi)| lo <= MIXTURE_WAITING && hi >= MIXTURE_COMPUTING),
@@ -216,7 +219,23 @@ pub(super) struct Machine {
     pub usable_raw: u64,
     /// Fixed costs, each finite and non-negative.
     pub overheads: Overheads,
+    /// The cluster's worker slots and costs (finite, non-negative), if it has workers.
+    pub cluster: Option<ClusterCosts>,
 }
+
+/// [`crate::probe::ClusterProfile`] as the formula uses it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ClusterCosts {
+    /// Worker slots, in `1..=MAX_CLUSTER_WORKERS`.
+    pub workers: usize,
+    /// One chunk's round trip through the broker.
+    pub chunk_secs: f64,
+    /// Per byte through the broker.
+    pub byte_secs: f64,
+}
+
+/// Most cluster worker slots the model plans for.
+pub(super) const MAX_CLUSTER_WORKERS: usize = 4096;
 
 impl Machine {
     pub fn new(m: &MachineProfile) -> Machine {
@@ -249,6 +268,11 @@ impl Machine {
             usable_bytes: m.memory.usable_bytes as f64,
             usable_raw: m.memory.usable_bytes,
             overheads,
+            cluster: m.cluster.as_ref().filter(|c| c.workers > 0).map(|c| ClusterCosts {
+                workers: c.workers.min(MAX_CLUSTER_WORKERS),
+                chunk_secs: fix(c.chunk_secs, 1e-3),
+                byte_secs: fix(c.byte_secs, 1e-8),
+            }),
         }
     }
 }

@@ -140,7 +140,12 @@ const UNCAPPED_WAITING_PER_CPU: usize = 4;
 pub(crate) const INTERNALLY_PARALLEL_RATIO: f64 = 1.1;
 
 /// The parallel backends, in [`Backend::ALL`] order.
-const PARALLEL: [Backend; 3] = [Backend::Rayon, Backend::Threads, Backend::Processes];
+const PARALLEL: [Backend; 4] = [
+    Backend::Rayon,
+    Backend::Threads,
+    Backend::Processes,
+    Backend::Cluster,
+];
 
 /// Chooses backend, workers and chunk size for the remaining items.
 ///
@@ -188,12 +193,22 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
     let ctl = Controls::new(options);
     let serial_secs = work.serial_secs();
 
+    let no_cluster = Reason::Excluded {
+        backend: Backend::Cluster,
+        why: "no cluster workers of this build were found (set AMORSIZE_CLUSTER, with the \
+              `cluster` feature)"
+            .to_string(),
+    };
     let excluded = |b: Backend| -> Option<&Reason> {
         // Serial can always run: it is what every other plan falls back to.
         if b == Backend::Serial {
             None
+        } else if let Some(why) = options.excluded(b) {
+            Some(why)
+        } else if b == Backend::Cluster && machine_in.cluster.is_none() {
+            Some(&no_cluster)
         } else {
-            options.excluded(b)
+            None
         }
     };
     let pin = ctl.backend.filter(|&b| excluded(b).is_none());
@@ -284,12 +299,13 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
                 MAX_THREADS.min(ceil_count(MIXTURE_SLACK * cpus / (work.r * work.q)))
             }
             Backend::Threads => MAX_THREADS.min(ceil_count(cpus / (work.r * work.q))),
+            Backend::Cluster => machine_in.cluster.map_or(1, |c| c.workers),
             _ => ceil_count(cpus / work.q),
         };
         backend_cap.min(n_cap).min(user_cap).max(1)
     };
-    let mut memory_caps: [Option<usize>; 3] = [None; 3];
-    let mut estimates: [Option<Estimate>; 3] = [None, None, None];
+    let mut memory_caps: [Option<usize>; 4] = [None; 4];
+    let mut estimates: [Option<Estimate>; 4] = [None, None, None, None];
     let mut candidates = Vec::with_capacity(Backend::ALL.len());
     candidates.push(Candidate {
         backend: Backend::Serial,

@@ -147,6 +147,44 @@ pub struct MachineProfile {
     pub overheads: Overheads,
     /// Measurements that fell back to defaults.
     pub fallbacks: Vec<Fallback>,
+    /// The cluster as measured through its broker, when a job found one with workers of
+    /// this build ([`Backend::Cluster`](crate::Backend::Cluster)); `None` keeps the
+    /// cluster out of the plan.
+    pub cluster: Option<ClusterProfile>,
+}
+
+/// What the cluster backend measured through its NATS JetStream broker: the workers of
+/// this build that answered, and what moving a chunk through the broker costs.
+///
+/// # Examples
+///
+/// ```
+/// use amorsize::{ClusterProfile, MachineProfile};
+/// let mut m = MachineProfile::default();
+/// m.cluster = Some(ClusterProfile::new(8, 1e-3, 2e-9));
+/// assert_eq!(m.cluster.as_ref().map(|c| c.workers), Some(8));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ClusterProfile {
+    /// Items that can run at once on the workers of this build that answered.
+    pub workers: usize,
+    /// One small chunk through the broker to a worker and its result back.
+    pub chunk_secs: f64,
+    /// Each further byte of a chunk or its result through the broker.
+    pub byte_secs: f64,
+}
+
+impl ClusterProfile {
+    /// A cluster of `workers` slots, `chunk_secs` per chunk round trip and `byte_secs`
+    /// per byte moved.
+    pub fn new(workers: usize, chunk_secs: f64, byte_secs: f64) -> ClusterProfile {
+        ClusterProfile {
+            workers,
+            chunk_secs,
+            byte_secs,
+        }
+    }
 }
 
 impl Default for MachineProfile {
@@ -160,6 +198,7 @@ impl Default for MachineProfile {
             memory: Memory::default(),
             overheads: Overheads::default(),
             fallbacks: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -286,6 +325,7 @@ fn quick_profile() -> MachineProfile {
         memory,
         overheads: Overheads::default(),
         fallbacks,
+        cluster: None,
     }
 }
 

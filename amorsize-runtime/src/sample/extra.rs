@@ -35,8 +35,8 @@ pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
 pub(crate) struct Wanted {
     /// The two-thread efficiency.
     pub scaling: bool,
-    /// The encoding costs, for worker processes.
-    pub processes: bool,
+    /// The encoding costs, for worker processes or the cluster.
+    pub codec: bool,
     /// The inner speedup of items that seem to use several CPUs (see [`inner`]).
     pub inner: bool,
 }
@@ -73,10 +73,13 @@ pub(crate) fn wanted(
             "the work mostly waits: more threads serve it better than a few processes",
         );
     }
-    let processes = has_task
-        && context == Context::Free
-        && options.excluded(Backend::Processes).is_none()
-        && matches!(options.backend, None | Some(Backend::Processes));
+    let candidate = |b: Backend| {
+        has_task
+            && context == Context::Free
+            && options.excluded(b).is_none()
+            && options.backend.is_none_or(|p| p == b)
+    };
+    let processes = candidate(Backend::Processes);
     // Two-thread efficiency matters only when processes could take over from threads;
     // measured on a busy machine it can read low for work that scales, so it is not
     // risked where it could only turn a parallel plan serial.
@@ -90,7 +93,7 @@ pub(crate) fn wanted(
         && context == Context::Free;
     Wanted {
         scaling,
-        processes,
+        codec: processes || candidate(Backend::Cluster),
         inner,
     }
 }

@@ -8,6 +8,8 @@
 //! (a 10 ms wait) ends it after two items, and a tiny input is finished inside it.
 
 pub(crate) mod clock;
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
 pub(crate) mod extra;
 pub(crate) mod inner;
 #[cfg(unix)]
