@@ -79,9 +79,8 @@
 #[doc(inline)]
 pub use amorsize_runtime::{
     AutoIter, Backend, Candidate, ClusterProfile, DEFAULT_MIN_SPEEDUP, Error, ErrorKind, Estimate,
-    MachineProfile,
-    NestedIn, Optimized, Options, Origin, ParAuto, Plan, Reason, Replan, SampleStats, clear_cache,
-    optimize,
+    MachineProfile, NestedIn, Optimized, Options, Origin, ParAuto, Plan, Reason, Replan,
+    SampleStats, clear_cache, optimize,
 };
 
 #[doc(inline)]

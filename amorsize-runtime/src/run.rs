@@ -354,12 +354,18 @@ where
         {
             return None;
         }
+        // Who listens on a cluster is not remembered: a job that could use it samples
+        // again unless this process measured the cluster with the plan.
+        if options.excluded(Backend::Cluster).is_none()
+            && machine.as_ref().is_none_or(|m| m.cluster.is_none())
+        {
+            return None;
+        }
         let machine = machine.unwrap_or_else(|| Arc::new(self.machine()));
         let mut plan = model::plan(&stats, &machine, options);
         // Workers are checked afresh: a sample checks processes, and who listens on a
         // cluster changes between runs.
-        if origin == Origin::Disk && matches!(plan.backend, Backend::Processes | Backend::Cluster)
-        {
+        if origin == Origin::Disk && matches!(plan.backend, Backend::Processes | Backend::Cluster) {
             return None;
         }
         plan.origin = origin;
@@ -535,7 +541,7 @@ where
     ) -> Option<Plan> {
         let has_task = self.stage.task_call().is_some();
         let wanted = sample::extra::wanted(stats, machine, options, self.context, has_task);
-        let call = if wanted.codec {
+        let call = if wanted.processes || wanted.cluster {
             self.stage.task_call()
         } else {
             None
@@ -577,13 +583,13 @@ where
         }
         #[cfg(unix)]
         if let Some(call) = &call
-            && options.excluded(Backend::Processes).is_none()
+            && wanted.processes
         {
             self.refused =
                 sample::processes::costs_and_trust(stats, machine, options, call, &checks);
         }
         #[cfg(feature = "cluster")]
-        if call.is_some() && options.excluded(Backend::Cluster).is_none() {
+        if wanted.cluster {
             sample::cluster::measure(stats, machine, options);
         }
         None
@@ -665,11 +671,9 @@ where
         let feedback = Feedback::default();
         // Worker processes run a registered task whose plan was checked on a worker;
         // they keep their course.
-        let steerable = learn
-            .as_ref()
-            .filter(|_| {
-                !exhausted && !matches!(plan.backend, Backend::Processes | Backend::Cluster)
-            });
+        let steerable = learn.as_ref().filter(|_| {
+            !exhausted && !matches!(plan.backend, Backend::Processes | Backend::Cluster)
+        });
         // The options the model planned with: worked out now only if they are needed.
         let planned_with = std::sync::OnceLock::new();
         let planned_with = || {

@@ -145,20 +145,16 @@ impl Broker {
                 )
             })?;
         }
-        let client = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            options.connect(address.servers()),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(fail("cannot connect to", &e)),
-            Err(_) => {
-                return Err(address.redact(&format!(
-                    "the broker at {address} did not answer within {CONNECT_TIMEOUT:?}"
-                )));
-            }
-        };
+        let client =
+            match tokio::time::timeout(CONNECT_TIMEOUT, options.connect(address.servers())).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(fail("cannot connect to", &e)),
+                Err(_) => {
+                    return Err(address.redact(&format!(
+                        "the broker at {address} did not answer within {CONNECT_TIMEOUT:?}"
+                    )));
+                }
+            };
         let js = jetstream::new(client.clone());
         for (name, subjects) in [
             (WORK_STREAM, "amorsize.work.>"),
@@ -185,7 +181,10 @@ impl Broker {
 
     /// Largest body one message may carry on this server.
     pub(crate) fn max_body(&self) -> usize {
-        self.client.max_payload().saturating_sub(MESSAGE_MARGIN).max(1024)
+        self.client
+            .max_payload()
+            .saturating_sub(MESSAGE_MARGIN)
+            .max(1024)
     }
 
     /// `text` without the credentials.
@@ -258,7 +257,9 @@ impl Broker {
             .map_err(|e| self.redact(&format!("reading object {name}: {e}")))?;
         let size = object.info().size;
         if size > limit {
-            return Err(format!("object {name} holds {size} bytes, over the limit of {limit}"));
+            return Err(format!(
+                "object {name} holds {size} bytes, over the limit of {limit}"
+            ));
         }
         let mut out = Vec::with_capacity(size);
         object
@@ -325,7 +326,11 @@ impl Broker {
             .await
             .map_err(|e| self.redact(&format!("ping: {e}")))?;
         self.client
-            .publish_with_reply(PING, inbox, bytes_of(crate::process::registry::hash().to_le_bytes().to_vec()))
+            .publish_with_reply(
+                PING,
+                inbox,
+                bytes_of(crate::process::registry::hash().to_le_bytes().to_vec()),
+            )
             .await
             .map_err(|e| self.redact(&format!("ping: {e}")))?;
         let _ = self.client.flush().await;

@@ -270,7 +270,10 @@ where
 
     /// Publishes chunks until the window is full or the input ends.
     fn fill(&mut self) {
-        while !self.exhausted && self.failure.is_none() && self.next_send - self.next_emit < self.window {
+        while !self.exhausted
+            && self.failure.is_none()
+            && self.next_send - self.next_emit < self.window
+        {
             let mut first = None;
             let mut items = Vec::with_capacity(self.chunk);
             for (index, item) in self.src.by_ref().take(self.chunk) {
@@ -489,7 +492,11 @@ where
         match header.status {
             Status::Refused(why) => {
                 self.say(&format!("worker {}: {why}", header.worker));
-                self.fail_remote(seq, ErrorKind::NotRun, &format!("worker {}: {why}", header.worker));
+                self.fail_remote(
+                    seq,
+                    ErrorKind::NotRun,
+                    &format!("worker {}: {why}", header.worker),
+                );
             }
             Status::Done => {
                 let section = match &header.object {
@@ -546,7 +553,10 @@ where
     fn say(&mut self, text: &str) {
         if !self.said {
             self.said = true;
-            crate::progress::log_line(&format!("amorsize: cluster: {}", self.link.broker.redact(text)));
+            crate::progress::log_line(&format!(
+                "amorsize: cluster: {}",
+                self.link.broker.redact(text)
+            ));
         }
     }
 
@@ -629,7 +639,11 @@ impl<T, O, K: ChunkFold<O>, Src> Drop for Cluster<'_, T, O, K, Src> {
         let broker = Arc::clone(&self.link.broker);
         let job = self.link.job.clone();
         let work = broker::work_subject(self.link.build, &job);
-        let objects: Vec<String> = self.sent.values().filter_map(|s| s.object.clone()).collect();
+        let objects: Vec<String> = self
+            .sent
+            .values()
+            .filter_map(|s| s.object.clone())
+            .collect();
         let _ = broker::block(async move {
             let cleanup = async {
                 if let Ok(s) = broker.js.get_stream(broker::RESULT_STREAM).await {

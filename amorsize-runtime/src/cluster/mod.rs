@@ -166,9 +166,17 @@ mod measure {
             .ok_or_else(|| "the built-in echo task is not registered".to_string())?;
         let run = |n: usize| -> Result<f64, String> {
             let link = Link::open(Arc::clone(broker))?;
-            let mut chunks = Cluster::new(&call, &KeepOutputs, link, (0..n).map(|i| (i, i as u64)), (1, n));
+            let mut chunks = Cluster::new(
+                &call,
+                &KeepOutputs,
+                link,
+                (0..n).map(|i| (i, i as u64)),
+                (1, n),
+            );
             let started = Instant::now();
-            let out = catch_unwind(AssertUnwindSafe(|| chunks.by_ref().flatten().collect::<Vec<u64>>()));
+            let out = catch_unwind(AssertUnwindSafe(|| {
+                chunks.by_ref().flatten().collect::<Vec<u64>>()
+            }));
             let secs = started.elapsed().as_secs_f64();
             match out {
                 Ok(v) if v.iter().copied().eq(0..n as u64) => Ok(secs),

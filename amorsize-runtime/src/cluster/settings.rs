@@ -145,7 +145,11 @@ mod tests {
         let s = Settings::parse(
             DRIVER_VAR,
             "nats://h:1",
-            &env(&[(WAIT_VAR, "2s"), (ACK_WAIT_VAR, "1500ms"), (MAX_DELIVER_VAR, "3")]),
+            &env(&[
+                (WAIT_VAR, "2s"),
+                (ACK_WAIT_VAR, "1500ms"),
+                (MAX_DELIVER_VAR, "3"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.wait, Duration::from_secs(2));

@@ -134,14 +134,20 @@ pub(crate) fn parse_items(section: &[u8]) -> Result<Vec<&[u8]>, WireError> {
     let (count, mut rest) = take_u32(section).ok_or_else(|| bad("an empty items section"))?;
     // Each item takes at least its length: a count beyond that is a lie.
     if count as usize > rest.len() / 4 + 1 {
-        return Err(bad(format!("{count} items in a section of {} bytes", section.len())));
+        return Err(bad(format!(
+            "{count} items in a section of {} bytes",
+            section.len()
+        )));
     }
     let mut out = Vec::with_capacity(count as usize);
     for i in 0..count {
         let (len, after) = take_u32(rest).ok_or_else(|| bad(format!("item {i} is cut off")))?;
         let len = len as usize;
         if len > after.len() {
-            return Err(bad(format!("item {i} claims {len} bytes, {} left", after.len())));
+            return Err(bad(format!(
+                "item {i} claims {len} bytes, {} left",
+                after.len()
+            )));
         }
         out.push(&after[..len]);
         rest = &after[len..];
@@ -176,23 +182,34 @@ pub(crate) fn outcomes_start(count: usize, out: &mut Vec<u8>) {
 }
 
 /// The outcomes of a section, which must be exactly `expected` of them.
-pub(crate) fn parse_outcomes(section: &[u8], expected: usize) -> Result<Vec<Outcome<'_>>, WireError> {
+pub(crate) fn parse_outcomes(
+    section: &[u8],
+    expected: usize,
+) -> Result<Vec<Outcome<'_>>, WireError> {
     let (count, mut rest) = take_u32(section).ok_or_else(|| bad("an empty outcomes section"))?;
     if count as usize != expected {
-        return Err(bad(format!("{count} outcomes for a chunk of {expected} items")));
+        return Err(bad(format!(
+            "{count} outcomes for a chunk of {expected} items"
+        )));
     }
     let mut out = Vec::with_capacity(expected);
     for i in 0..count {
-        let (&tag, after) = rest.split_first().ok_or_else(|| bad(format!("outcome {i} is cut off")))?;
+        let (&tag, after) = rest
+            .split_first()
+            .ok_or_else(|| bad(format!("outcome {i} is cut off")))?;
         let (len, after) = take_u32(after).ok_or_else(|| bad(format!("outcome {i} is cut off")))?;
         let len = len as usize;
         if len > after.len() {
-            return Err(bad(format!("outcome {i} claims {len} bytes, {} left", after.len())));
+            return Err(bad(format!(
+                "outcome {i} claims {len} bytes, {} left",
+                after.len()
+            )));
         }
         let bytes = &after[..len];
         rest = &after[len..];
         let text = || {
-            std::str::from_utf8(bytes).map_err(|_| bad(format!("outcome {i}: a message that is not UTF-8")))
+            std::str::from_utf8(bytes)
+                .map_err(|_| bad(format!("outcome {i}: a message that is not UTF-8")))
         };
         out.push(match tag {
             OUTPUT => Outcome::Output(bytes),
@@ -250,7 +267,10 @@ mod tests {
             push_outcome(o, &mut body);
         }
         assert_eq!(parse_outcomes(&body, 3).unwrap(), all.to_vec());
-        assert!(parse_outcomes(&body, 2).is_err(), "a count that is not the chunk's");
+        assert!(
+            parse_outcomes(&body, 2).is_err(),
+            "a count that is not the chunk's"
+        );
     }
 
     #[test]
@@ -263,7 +283,13 @@ mod tests {
             assert!(r.is_err(), "cut at {cut}");
         }
         assert!(split::<ChunkHeader>(&[0xff, 0xff, 0xff, 0xff, 1]).is_err());
-        assert!(parse_items(&[0xff, 0xff, 0xff, 0x7f]).is_err(), "a huge count");
-        assert!(parse_outcomes(&[1, 0, 0, 0, 9, 0, 0, 0, 0], 1).is_err(), "unknown tag");
+        assert!(
+            parse_items(&[0xff, 0xff, 0xff, 0x7f]).is_err(),
+            "a huge count"
+        );
+        assert!(
+            parse_outcomes(&[1, 0, 0, 0, 9, 0, 0, 0, 0], 1).is_err(),
+            "unknown tag"
+        );
     }
 }

@@ -181,8 +181,14 @@ async fn serve(settings: Settings, worker: WorkerSettings) -> i32 {
         while running.try_join_next().is_some() {}
         if !running.is_empty() {
             idle_since = Instant::now();
-        } else if worker.idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
-            eprintln!("amorsize cluster worker {me}: idle for {:?}, exiting", idle_since.elapsed());
+        } else if worker
+            .idle
+            .is_some_and(|limit| idle_since.elapsed() >= limit)
+        {
+            eprintln!(
+                "amorsize cluster worker {me}: idle for {:?}, exiting",
+                idle_since.elapsed()
+            );
             return 0;
         }
         let permit = tokio::select! {
@@ -199,7 +205,10 @@ async fn serve(settings: Settings, worker: WorkerSettings) -> i32 {
         let message = match fetched {
             Ok(mut batch) => batch.next().await,
             Err(e) => {
-                eprintln!("amorsize cluster worker {me}: {}", broker.redact(&e.to_string()));
+                eprintln!(
+                    "amorsize cluster worker {me}: {}",
+                    broker.redact(&e.to_string())
+                );
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
@@ -238,9 +247,10 @@ async fn serve(settings: Settings, worker: WorkerSettings) -> i32 {
             running.len(),
             worker.grace
         );
-        let finished =
-            tokio::time::timeout(worker.grace, async { while running.join_next().await.is_some() {} })
-                .await;
+        let finished = tokio::time::timeout(worker.grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
         if finished.is_err() {
             eprintln!("amorsize cluster worker {me}: releasing unfinished chunks to other workers");
             release.notify_waiters();
@@ -349,7 +359,10 @@ impl Chunk {
             }
         };
         match outcomes {
-            Ok(Ok(body)) => self.answer(&m, &header, Status::Done, body, delivered).await,
+            Ok(Ok(body)) => {
+                self.answer(&m, &header, Status::Done, body, delivered)
+                    .await
+            }
             Ok(Err(why)) => {
                 self.answer(&m, &header, Status::Refused(why), Vec::new(), delivered)
                     .await

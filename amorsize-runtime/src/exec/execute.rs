@@ -212,7 +212,8 @@ where
             } = rest;
             let counted = source.inspect(|_| progress.add(1));
             let items = (first..).zip(counted);
-            let accs = crate::cluster::driver::Cluster::new(&call, fold, link, items, (workers, chunk));
+            let accs =
+                crate::cluster::driver::Cluster::new(&call, fold, link, items, (workers, chunk));
             fin.chunks(fold, head, accs)
         }
         _ => match start.watch {

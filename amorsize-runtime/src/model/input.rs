@@ -268,11 +268,15 @@ impl Machine {
             usable_bytes: m.memory.usable_bytes as f64,
             usable_raw: m.memory.usable_bytes,
             overheads,
-            cluster: m.cluster.as_ref().filter(|c| c.workers > 0).map(|c| ClusterCosts {
-                workers: c.workers.min(MAX_CLUSTER_WORKERS),
-                chunk_secs: fix(c.chunk_secs, 1e-3),
-                byte_secs: fix(c.byte_secs, 1e-8),
-            }),
+            cluster: m
+                .cluster
+                .as_ref()
+                .filter(|c| c.workers > 0)
+                .map(|c| ClusterCosts {
+                    workers: c.workers.min(MAX_CLUSTER_WORKERS),
+                    chunk_secs: fix(c.chunk_secs, 1e-3),
+                    byte_secs: fix(c.byte_secs, 1e-8),
+                }),
         }
     }
 }

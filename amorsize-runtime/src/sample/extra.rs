@@ -35,8 +35,10 @@ pub(crate) const WIRE_WORK_SECS: f64 = 2e-3;
 pub(crate) struct Wanted {
     /// The two-thread efficiency.
     pub scaling: bool,
-    /// The encoding costs, for worker processes or the cluster.
-    pub codec: bool,
+    /// The encoding costs and the process pool's, for worker processes.
+    pub processes: bool,
+    /// The encoding costs and the cluster's, for the cluster.
+    pub cluster: bool,
     /// The inner speedup of items that seem to use several CPUs (see [`inner`]).
     pub inner: bool,
 }
@@ -93,7 +95,8 @@ pub(crate) fn wanted(
         && context == Context::Free;
     Wanted {
         scaling,
-        codec: processes || candidate(Backend::Cluster),
+        processes,
+        cluster: candidate(Backend::Cluster),
         inner,
     }
 }
