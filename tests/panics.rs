@@ -173,7 +173,7 @@ fn absurd_options_are_clamped_with_a_reason_never_a_panic() {
         .on_plan(|p| plans.push(p.clone()))
         .map(|x| x * 2)
         .sum();
-    assert_eq!(s, (0..10_000u64).map(|x| x * 2).sum());
+    assert_eq!(s, (0..10_000u64).map(|x| x * 2).sum::<u64>());
     assert!(plans[0].reasons.iter().all(|r| r.to_string().len() < 300));
 
     // More workers than items.

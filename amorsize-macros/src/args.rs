@@ -188,7 +188,7 @@ fn literal(value: &Expr) -> Option<&Lit> {
 }
 
 fn backend(value: &Expr) -> syn::Result<Backend> {
-    let names = "\"rayon\", \"threads\", \"processes\" or \"serial\"";
+    let names = "\"rayon\", \"threads\", \"processes\", \"cluster\" or \"serial\"";
     match literal(value) {
         Some(Lit::Str(s)) => {
             let text = s.value();

@@ -46,7 +46,7 @@ enum Event {
     /// Chunk `seq` could not be published.
     PublishFailed { seq: u64, why: String },
     /// A message on the job's result subject.
-    Result(jetstream::Message),
+    Result(Box<jetstream::Message>),
     /// The work message at `stream_seq` reached its last delivery.
     MaxDeliveries { stream_seq: u64, deliveries: u32 },
 }
@@ -168,7 +168,7 @@ async fn listen(
             while let Some(m) = batch.next().await {
                 match m {
                     Ok(m) => {
-                        if tx.send(Event::Result(m)).is_err() {
+                        if tx.send(Event::Result(Box::new(m))).is_err() {
                             return;
                         }
                     }
@@ -465,7 +465,7 @@ where
                     );
                 }
             }
-            Event::Result(m) => self.result(m),
+            Event::Result(m) => self.result(*m),
         }
     }
 
