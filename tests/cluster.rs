@@ -459,3 +459,37 @@ fn a_password_in_the_address_is_never_printed() {
         assert!(!text.contains(SECRET), "the password was printed:\n{text}");
     }
 }
+
+#[test]
+fn a_worker_stops_on_sigterm_and_after_its_idle_limit() {
+    let nats = Nats::start("stop");
+    let mut workers = Workers::start(&this_binary(), &nats.url(), 1, WORKER_ENV);
+    workers.wait_serving(30);
+    let pid = workers.children[0].id();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = workers.children[0].try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the worker ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}\n{}", workers.log());
+
+    let mut env = WORKER_ENV.to_vec();
+    env.push(("AMORSIZE_CLUSTER_IDLE", "1"));
+    let mut idle = Workers::start(&this_binary(), &nats.url(), 1, &env);
+    idle.wait_serving(30);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = idle.children[0].try_wait().expect("wait") {
+            assert!(s.success(), "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the idle worker did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(idle.log().contains("idle for"), "{}", idle.log());
+}

@@ -224,14 +224,20 @@ fn a_serial_plan_whose_items_turn_costly_goes_parallel() {
     check_once_in_order(&second, n, "second");
     assert_eq!(first.plan.backend, Backend::Serial, "{:#}", first.plan);
     // The job found the rest costlier and went on in parallel (rayon, the one backend
-    // a serial run can start), on a machine with CPUs to spare.
+    // a serial run can start), on a machine with CPUs to spare. (`second.plan.replans`
+    // are the first run's.) When the machine is slow at that moment, the evidence
+    // comes so late that too little is left to be worth rayon at the asked speedup:
+    // the run then re-plans serial, and the next call starts on rayon instead.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let noticed: Vec<_> = second
+            .plan
+            .replans
+            .iter()
+            .filter(|r| r.at_item >= 600)
+            .collect();
         assert!(
-            second
-                .plan
-                .replans
-                .iter()
-                .any(|r| r.backend == Backend::Rayon && r.at_item >= 600),
+            noticed.iter().any(|r| r.backend == Backend::Rayon)
+                || (!noticed.is_empty() && second.plan.backend == Backend::Rayon),
             "no switch to rayon recorded: {:#}",
             second.plan
         );

@@ -1,7 +1,7 @@
 //! The worker side: this same executable, started with `AMORSIZE_CLUSTER_WORKER` set,
 //! serves its registered tasks from the broker instead of running `main`.
 //!
-//! Entered from the process backend's load-time constructor (or [`crate::init`]). The
+//! Entered from a load-time constructor, as worker processes are (or [`crate::init`]). The
 //! worker pulls one chunk per free slot from its build's shared consumer, runs the
 //! items on a blocking thread (each under `catch_unwind`, like a worker process),
 //! sends in-progress acknowledgements while a chunk runs, publishes the result, and
@@ -30,6 +30,14 @@ use crate::process::registry::{self, TaskEntry, WireId};
 const MAX_SECTION_BYTES: usize = 1 << 30;
 /// How long a worker keeps trying to publish a result before it releases the chunk.
 const RESULT_PATIENCE: Duration = Duration::from_secs(60);
+
+#[ctor::ctor(unsafe, priority = late)]
+fn amorsize_cluster_worker_entry() {
+    // SAFETY (of the constructor as a whole, `unsafe` in ctor's terms): it runs before
+    // `main` on the only thread; it reads the environment and, in a worker, starts its
+    // own runtime and exits, none of which needs set-up by `main`.
+    enter_if_marked(true);
+}
 
 /// Becomes a cluster worker and exits if `AMORSIZE_CLUSTER_WORKER` is set; returns
 /// otherwise. `from_ctor`: called from the load-time constructor (single-threaded).

@@ -63,8 +63,6 @@ fn amorsize_worker_entry() {
     // `main` on the only thread; it uses std only for the environment, file
     // descriptors, threads and process exit, which need no runtime set-up by `main`.
     enter_if_marked(true);
-    #[cfg(feature = "cluster")]
-    crate::cluster::worker::enter_if_marked(true);
 }
 
 /// Becomes a worker and exits if the environment carries the marker; returns otherwise.
