@@ -172,6 +172,16 @@ fn child_driver() {
             }
             assert!(v[13].is_err());
         }
+        "main_state" => {
+            OFFSET.store(1_000, std::sync::atomic::Ordering::Relaxed);
+            let v: Vec<u64> = (0..2000u64)
+                .par_auto()
+                .backend(Backend::Cluster)
+                .on_plan(|p| plan = Some(p.clone()))
+                .map(offset_by_main_state)
+                .collect();
+            assert_eq!(v, (0..2000u64).map(|x| x + 1_000).collect::<Vec<_>>());
+        }
         other => panic!("unknown scenario {other}"),
     }
     if let Some(p) = plan {
@@ -180,6 +190,20 @@ fn child_driver() {
     }
     println!("ELAPSED-MS: {}", started.elapsed().as_millis());
     println!("child finished");
+}
+
+/// Set by the driver's test before its job; a worker never runs that code.
+static OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Reads state only the driver set: wrong on a worker, which never runs `main`.
+#[amorsize::task]
+fn offset_by_main_state(x: u64) -> u64 {
+    let mut h = x;
+    for i in 0..20_000u64 {
+        h = h.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+    }
+    std::hint::black_box(h);
+    x + OFFSET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Identity, for many small items (a task of its own: `picky` panics on 13).
@@ -492,4 +516,19 @@ fn a_worker_stops_on_sigterm_and_after_its_idle_limit() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(idle.log().contains("idle for"), "{}", idle.log());
+}
+
+#[test]
+fn a_task_that_reads_state_only_main_sets_is_not_trusted_to_the_cluster() {
+    let nats = Nats::start("main-state");
+    let workers = Workers::start(&this_binary(), &nats.url(), 2, WORKER_ENV);
+    workers.wait_serving(30);
+    let out = driver("main_state", &[("AMORSIZE_CLUSTER", &nats.url())]);
+    // The results are right (the job ran here), and the plan says why.
+    assert_ne!(line(&out, "PLAN-BACKEND:"), "cluster", "{}", out.dump());
+    assert!(
+        line(&out, "PLAN-FULL:").contains("worker results differ"),
+        "{}",
+        out.dump()
+    );
 }

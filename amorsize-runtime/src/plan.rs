@@ -548,6 +548,10 @@ pub struct Plan {
     /// by `AMORSIZE_LOG` as they happen). Filled on the plan the call site keeps for
     /// its next call, which is made from what that whole job measured.
     pub replans: Vec<Replan>,
+    /// The cluster the model saw, when it considered one
+    /// ([`Backend::Cluster`]): worker slots of this build that answered, and the
+    /// measured costs of a chunk and of a byte through the broker.
+    pub cluster: Option<crate::probe::ClusterProfile>,
 }
 
 /// A change of course made while a job ran: from which item, why, and the new choice.
@@ -609,6 +613,7 @@ impl Plan {
             label: None,
             origin: Origin::Fresh,
             replans: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -727,6 +732,15 @@ impl Plan {
                 s.out_bytes,
                 Secs(s.encode_out_secs),
                 Secs(s.decode_out_secs)
+            )?;
+        }
+        if let Some(c) = &self.cluster {
+            writeln!(
+                f,
+                "  cluster: {} worker slot(s) of this build answered; a chunk through the broker {}, {:.2} ns per byte",
+                c.workers,
+                Secs(c.chunk_secs),
+                c.byte_secs * 1e9
             )?;
         }
         writeln!(

@@ -450,7 +450,7 @@ where
                 }
             };
         }
-        #[cfg(feature = "cluster")]
+        #[cfg(all(unix, feature = "cluster"))]
         if plan.backend == Backend::Cluster
             && let Err(why) = crate::cluster::measure()
         {
@@ -588,9 +588,11 @@ where
             self.refused =
                 sample::processes::costs_and_trust(stats, machine, options, call, &checks);
         }
-        #[cfg(feature = "cluster")]
-        if wanted.cluster {
-            sample::cluster::measure(stats, machine, options);
+        #[cfg(all(unix, feature = "cluster"))]
+        if wanted.cluster
+            && let Some(call) = &call
+        {
+            sample::cluster::measure(stats, machine, options, call, &checks);
         }
         None
     }

@@ -28,7 +28,7 @@ use super::broker::{self, Broker};
 use super::wire::{self, ChunkHeader, Outcome, ResultHeader, Status};
 use crate::error::{Error, ErrorKind};
 use crate::plumbing::ChunkFold;
-use crate::process::registry;
+use crate::process::registry::{self, TaskEntry};
 use crate::process::task_call::{Reply, TaskCall, serialize};
 
 /// How long publishing a chunk may keep failing (the broker restarting) before its
@@ -84,6 +84,153 @@ impl Link {
             tx,
             stop,
         })
+    }
+
+    /// Publishes chunk `seq` of `task` with the items `section` (see
+    /// [`wire::items`]), through the object store if it does not fit in a message;
+    /// the outcome arrives as an [`Event`]. Returns the object's name, if one is used.
+    fn send(
+        &self,
+        seq: u64,
+        task: &'static TaskEntry,
+        section: Vec<u8>,
+    ) -> Result<Option<String>, String> {
+        let mut header = ChunkHeader {
+            version: wire::VERSION,
+            build: self.build,
+            job: self.job.clone(),
+            seq,
+            task: task.wire_id().0,
+            module: task.module().to_string(),
+            name: task.name().to_string(),
+            signature: task.signature().to_string(),
+            object: None,
+        };
+        let mut body = Vec::new();
+        wire::start(&header, &mut body).map_err(|e| e.0)?;
+        let (section, object) = if body.len() + section.len() <= self.broker.max_body() {
+            body.extend_from_slice(&section);
+            (Vec::new(), None)
+        } else {
+            let name = format!("{}.{seq}.in", self.job);
+            header.object = Some(name.clone());
+            wire::start(&header, &mut body).map_err(|e| e.0)?;
+            (section, Some(name))
+        };
+        let broker = Arc::clone(&self.broker);
+        let tx = self.tx.clone();
+        let subject = broker::work_subject(self.build, &self.job);
+        let name = object.clone();
+        broker::spawn(async move {
+            let published = async {
+                if let Some(name) = &name {
+                    broker.put_object(name, &section).await?;
+                }
+                broker.publish(subject, body, PUBLISH_PATIENCE).await
+            };
+            let _ = tx.send(match published.await {
+                Ok(stream_seq) => Event::Published { seq, stream_seq },
+                Err(why) => Event::PublishFailed { seq, why },
+            });
+        });
+        Ok(object)
+    }
+
+    /// Ends the job on the broker: its consumer, what is left on its subjects, and
+    /// `objects`. Waits at most [`CLEANUP_WAIT`].
+    fn close(&self, objects: Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let broker = Arc::clone(&self.broker);
+        let job = self.job.clone();
+        let work = broker::work_subject(self.build, &job);
+        let _ = broker::block(async move {
+            let cleanup = async {
+                if let Ok(s) = broker.js.get_stream(broker::RESULT_STREAM).await {
+                    let _ = s.delete_consumer(&format!("job-{job}")).await;
+                    let _ = s.purge().filter(broker::result_subject(&job)).await;
+                }
+                if let Ok(s) = broker.js.get_stream(broker::WORK_STREAM).await {
+                    let _ = s.purge().filter(work).await;
+                }
+                for name in objects {
+                    broker.delete_object(&name).await;
+                }
+            };
+            let _ = tokio::time::timeout(CLEANUP_WAIT, cleanup).await;
+        });
+    }
+
+    /// Runs the already encoded `inputs` of `task` as one chunk on a worker and waits
+    /// up to `wait` for their outcomes: each item's encoded output, or what happened to
+    /// it there. Used to check a task on a worker before trusting the cluster with it.
+    pub(crate) fn round_trip(
+        self,
+        task: &'static TaskEntry,
+        inputs: &[&[u8]],
+        wait: Duration,
+    ) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+        let mut section = Vec::new();
+        wire::items(inputs.iter().copied(), &mut section);
+        let object = self.send(0, task, section)?;
+        let deadline = Instant::now() + wait;
+        let answer = loop {
+            let event = match self.events.recv_deadline(deadline) {
+                Ok(e) => e,
+                Err(_) => break Err(format!("no answer within {wait:?}")),
+            };
+            let m = match event {
+                Event::Result(m) => m,
+                Event::PublishFailed { why, .. } => break Err(why),
+                Event::MaxDeliveries { deliveries, .. } => {
+                    break Err(format!("delivered {deliveries} times without a result"));
+                }
+                Event::Published { .. } => continue,
+            };
+            let acked = m.clone();
+            broker::spawn(async move {
+                let _ = acked.ack().await;
+            });
+            let Ok((header, inline)) = wire::split::<ResultHeader>(&m.payload) else {
+                continue;
+            };
+            if header.job != self.job || header.seq != 0 {
+                continue;
+            }
+            break self
+                .outcomes_of(&header, inline.to_vec())
+                .and_then(|section| {
+                    let outcomes = wire::parse_outcomes(&section, inputs.len()).map_err(|e| e.0)?;
+                    Ok(outcomes
+                        .into_iter()
+                        .map(|o| match o {
+                            Outcome::Output(b) => Ok(b.to_vec()),
+                            Outcome::Failed(why) => Err(format!("failed there ({why})")),
+                            Outcome::Panicked(text, _) => Err(format!("panicked there ({text})")),
+                        })
+                        .collect())
+                });
+        };
+        self.close(object.into_iter().collect());
+        answer
+    }
+
+    /// The outcomes section of a result: inline, or read (and deleted) from the object
+    /// store. `Err` for a refusal or an unreadable object.
+    fn outcomes_of(&self, header: &ResultHeader, inline: Vec<u8>) -> Result<Vec<u8>, String> {
+        if let Status::Refused(why) = &header.status {
+            return Err(format!("worker {}: {why}", header.worker));
+        }
+        match &header.object {
+            None => Ok(inline),
+            Some(name) => {
+                let (b, n) = (Arc::clone(&self.broker), name.clone());
+                broker::block(async move {
+                    let r = b.get_object(&n, MAX_SECTION_BYTES).await;
+                    b.delete_object(&n).await;
+                    r
+                })?
+            }
+        }
     }
 }
 
@@ -305,82 +452,27 @@ where
             }
         }
         drop(items);
-        let task = self.call.task();
-        let mut header = ChunkHeader {
-            version: wire::VERSION,
-            build: self.link.build,
-            job: self.link.job.clone(),
-            seq,
-            task: task.wire_id().0,
-            module: task.module().to_string(),
-            name: task.name().to_string(),
-            signature: task.signature().to_string(),
-            object: None,
-        };
         let mut section = Vec::new();
         wire::items(encoded.iter().map(Vec::as_slice), &mut section);
         drop(encoded);
-        let mut body = Vec::new();
-        let mut object = None;
-        let fits = wire::start(&header, &mut body).is_ok()
-            && body.len() + section.len() <= self.link.broker.max_body();
-        if fits {
-            body.extend_from_slice(&section);
-            section = Vec::new();
-        } else {
-            let name = format!("{}.{seq}.in", self.link.job);
-            header.object = Some(name.clone());
-            if let Err(e) = wire::start(&header, &mut body) {
-                self.fail_chunk_now(first, remote.len() + local.len(), ErrorKind::NotRun, &e.0);
-                return;
-            }
-            object = Some(name);
-        }
-        self.sent.insert(
-            seq,
-            Sent {
-                first,
-                count: remote.len() + local.len(),
-                remote,
-                local,
-                stream_seq: None,
-                object: object.clone(),
-            },
-        );
-        let broker = Arc::clone(&self.link.broker);
-        let tx = self.link.tx.clone();
-        let subject = broker::work_subject(self.link.build, &self.link.job);
-        broker::spawn(async move {
-            let published = async {
-                if let Some(name) = &object {
-                    broker.put_object(name, &section).await?;
+        let count = remote.len() + local.len();
+        let sent = Sent {
+            first,
+            count,
+            remote,
+            local,
+            stream_seq: None,
+            object: None,
+        };
+        self.sent.insert(seq, sent);
+        match self.link.send(seq, self.call.task(), section) {
+            Ok(object) => {
+                if let Some(s) = self.sent.get_mut(&seq) {
+                    s.object = object;
                 }
-                broker.publish(subject, body, PUBLISH_PATIENCE).await
-            };
-            let _ = tx.send(match published.await {
-                Ok(stream_seq) => Event::Published { seq, stream_seq },
-                Err(why) => Event::PublishFailed { seq, why },
-            });
-        });
-    }
-
-    /// A chunk that never left: every item fails with `kind`.
-    fn fail_chunk_now(&mut self, first: usize, count: usize, kind: ErrorKind, why: &str) {
-        let seq = self.next_send - 1;
-        self.sent.insert(
-            seq,
-            Sent {
-                first,
-                count,
-                remote: Vec::new(),
-                local: (0..count)
-                    .map(|o| (o, Error::new(first + o, kind.clone(), why)))
-                    .collect(),
-                stream_seq: None,
-                object: None,
-            },
-        );
-        self.complete(seq, Vec::new());
+            }
+            Err(why) => self.fail_remote(seq, ErrorKind::NotRun, &why),
+        }
     }
 
     /// Chunk `seq` answered: `outcomes` for its remote items, in order (empty when it
@@ -473,7 +565,6 @@ where
     /// decoded; anything else is acknowledged and dropped.
     fn result(&mut self, m: jetstream::Message) {
         let parsed = wire::split::<ResultHeader>(&m.payload).map(|(h, s)| (h, s.to_vec()));
-        let broker = Arc::clone(&self.link.broker);
         let acked = m;
         broker::spawn(async move {
             let _ = acked.ack().await;
@@ -489,62 +580,50 @@ where
             return;
         }
         let seq = header.seq;
-        match header.status {
-            Status::Refused(why) => {
-                self.say(&format!("worker {}: {why}", header.worker));
-                self.fail_remote(
-                    seq,
-                    ErrorKind::NotRun,
-                    &format!("worker {}: {why}", header.worker),
-                );
+        if let Status::Refused(why) = &header.status {
+            self.say(&format!("worker {}: {why}", header.worker));
+        }
+        let expected = self.sent.get(&seq).map_or(0, |s| s.remote.len());
+        let (first, remote) = self
+            .sent
+            .get(&seq)
+            .map(|s| (s.first, s.remote.clone()))
+            .unwrap_or_default();
+        let section = match self.link.outcomes_of(&header, inline) {
+            Ok(s) => s,
+            Err(why) => {
+                self.fail_remote(seq, ErrorKind::NotRun, &why);
+                return;
             }
-            Status::Done => {
-                let section = match &header.object {
-                    None => Ok(inline),
-                    Some(name) => {
-                        let (b, n) = (Arc::clone(&broker), name.clone());
-                        let got = broker::block(async move {
-                            let r = b.get_object(&n, MAX_SECTION_BYTES).await;
-                            b.delete_object(&n).await;
-                            r
-                        });
-                        got.and_then(|r| r)
-                    }
-                };
-                let expected = self.sent.get(&seq).map_or(0, |s| s.remote.len());
-                let decoded = section.and_then(|s| {
-                    let outcomes = wire::parse_outcomes(&s, expected).map_err(|e| e.0)?;
-                    let sent = self.sent.get(&seq).map(|s| (s.first, s.remote.clone()));
-                    let (first, remote) = sent.unwrap_or_default();
-                    Ok(outcomes
-                        .iter()
-                        .zip(remote)
-                        .map(|(o, offset)| {
-                            let index = first + offset;
-                            let reply = match o {
-                                Outcome::Output(b) => Reply::Output(b),
-                                Outcome::Failed(why) => Reply::Failed(Error::new(
-                                    index,
-                                    ErrorKind::Serialize,
-                                    format!("on worker {}: {why}", header.worker),
-                                )),
-                                Outcome::Panicked(text, kind) => Reply::Failed(
-                                    Error::new(index, ErrorKind::Panic, *text).with_payload(*kind),
-                                ),
-                            };
-                            self.call.finish(index, reply)
-                        })
-                        .collect::<Vec<_>>())
-                });
-                match decoded {
-                    Ok(outcomes) => self.complete(seq, outcomes),
-                    Err(e) => self.fail_remote(
-                        seq,
-                        ErrorKind::Serialize,
-                        &format!("a malformed result from worker {}: {e}", header.worker),
-                    ),
-                }
-            }
+        };
+        let decoded = wire::parse_outcomes(&section, expected).map(|outcomes| {
+            outcomes
+                .iter()
+                .zip(remote)
+                .map(|(o, offset)| {
+                    let index = first + offset;
+                    let reply = match o {
+                        Outcome::Output(b) => Reply::Output(b),
+                        Outcome::Failed(why) => Reply::Failed(Error::new(
+                            index,
+                            ErrorKind::Serialize,
+                            format!("on worker {}: {why}", header.worker),
+                        )),
+                        Outcome::Panicked(text, kind) => Reply::Failed(
+                            Error::new(index, ErrorKind::Panic, *text).with_payload(*kind),
+                        ),
+                    };
+                    self.call.finish(index, reply)
+                })
+                .collect::<Vec<_>>()
+        });
+        match decoded {
+            Ok(outcomes) => self.complete(seq, outcomes),
+            Err(e) => self.fail_remote(
+                seq,
+                ErrorKind::Serialize,
+                &format!("a malformed result from worker {}: {e}", header.worker),
+            ),
         }
     }
 
@@ -635,29 +714,11 @@ where
 
 impl<T, O, K: ChunkFold<O>, Src> Drop for Cluster<'_, T, O, K, Src> {
     fn drop(&mut self) {
-        self.link.stop.store(true, Ordering::SeqCst);
-        let broker = Arc::clone(&self.link.broker);
-        let job = self.link.job.clone();
-        let work = broker::work_subject(self.link.build, &job);
-        let objects: Vec<String> = self
+        let objects = self
             .sent
             .values()
             .filter_map(|s| s.object.clone())
             .collect();
-        let _ = broker::block(async move {
-            let cleanup = async {
-                if let Ok(s) = broker.js.get_stream(broker::RESULT_STREAM).await {
-                    let _ = s.delete_consumer(&format!("job-{job}")).await;
-                    let _ = s.purge().filter(broker::result_subject(&job)).await;
-                }
-                if let Ok(s) = broker.js.get_stream(broker::WORK_STREAM).await {
-                    let _ = s.purge().filter(work).await;
-                }
-                for name in objects {
-                    broker.delete_object(&name).await;
-                }
-            };
-            let _ = tokio::time::timeout(CLEANUP_WAIT, cleanup).await;
-        });
+        self.link.close(objects);
     }
 }

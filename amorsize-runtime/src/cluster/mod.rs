@@ -14,17 +14,17 @@
 //!
 //! Without the feature only [`unavailable`] is here, saying so.
 
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod address;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod broker;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod driver;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod settings;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod wire;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod worker;
 
 /// Why this job cannot run on the cluster, if it cannot; `has_task` says whether the
@@ -35,7 +35,12 @@ pub(crate) fn unavailable(has_task: bool) -> Option<String> {
         let _ = has_task;
         Some("amorsize was built without its `cluster` feature".to_string())
     }
-    #[cfg(feature = "cluster")]
+    #[cfg(all(not(unix), feature = "cluster"))]
+    {
+        let _ = has_task;
+        Some("the cluster backend is not supported on this platform in this version".to_string())
+    }
+    #[cfg(all(unix, feature = "cluster"))]
     {
         if crate::context::is_worker_process() {
             return Some("this is already an amorsize worker process".to_string());
@@ -56,10 +61,10 @@ pub(crate) fn unavailable(has_task: bool) -> Option<String> {
     }
 }
 
-#[cfg(feature = "cluster")]
-pub(crate) use measure::{link, measure};
+#[cfg(all(unix, feature = "cluster"))]
+pub(crate) use measure::{link, measure, verify};
 
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 mod measure {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::{Arc, Mutex};
@@ -72,6 +77,7 @@ mod measure {
     use crate::probe::ClusterProfile;
     use crate::process::TaskCall;
     use crate::process::registry;
+    use crate::process::verify::{self, Checked};
 
     /// How long who answered a ping is trusted before asking again.
     const HELLOS_FRESH: Duration = Duration::from_secs(2);
@@ -103,6 +109,39 @@ mod measure {
         }
         let (chunk_secs, byte_secs) = costs(&broker)?;
         Ok(ClusterProfile::new(slots, chunk_secs, byte_secs))
+    }
+
+    /// Runs a few items already run here again on a cluster worker and compares the
+    /// encoded outputs, as worker processes are checked (see
+    /// [`crate::process::verify`]): cluster workers never run `main` either. `Err`
+    /// says why the task cannot be trusted to the cluster, and what to do.
+    pub(crate) fn verify(
+        task: &'static registry::TaskEntry,
+        checks: &[Checked],
+        item_secs: f64,
+    ) -> Result<(), String> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<&[u8]> = checks.iter().map(|c| c.input.as_slice()).collect();
+        let budget = Duration::from_secs_f64((item_secs * 10.0 * checks.len() as f64).min(3600.0));
+        let outcomes = link()?
+            .round_trip(task, &inputs, verify::MIN_WAIT.max(budget))
+            .map_err(|e| format!("a cluster worker could not check the task: {e}"))?;
+        let differ: Vec<String> = checks
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(c, got)| match got {
+                Ok(bytes) if bytes == c.output => None,
+                Ok(_) => Some(format!("item {}: a different output", c.index)),
+                Err(what) => Some(format!("item {}: {what}", c.index)),
+            })
+            .collect();
+        if differ.is_empty() {
+            Ok(())
+        } else {
+            Err(verify::refusal(&differ.join("; ")))
+        }
     }
 
     /// Why no worker can take this build's chunks.

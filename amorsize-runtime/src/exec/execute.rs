@@ -186,7 +186,7 @@ where
             .item_timeout(run.item_timeout);
             fin.chunks(fold, head, accs)
         }
-        #[cfg(feature = "cluster")]
+        #[cfg(all(unix, feature = "cluster"))]
         Backend::Cluster => {
             let Some(call) = stage.task_call() else {
                 // The model plans the cluster only for a registered task.

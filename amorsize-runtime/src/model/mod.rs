@@ -228,6 +228,7 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
         label: None,
         origin: crate::plan::Origin::Fresh,
         replans: Vec::new(),
+        cluster: machine.cluster.clone(),
     };
 
     let costs = PARALLEL.map(|b| Cost::new(b, &work, &machine_in));

@@ -22,7 +22,7 @@ use super::registry::TaskEntry;
 /// Most items run again on a worker.
 pub(crate) const CHECK_ITEMS: usize = 3;
 /// The least time a worker gets to answer them (more when the items are slow).
-const MIN_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MIN_WAIT: Duration = Duration::from_secs(10);
 
 /// One item run in the caller: its index and the encodings of its input and output.
 #[derive(Debug)]
@@ -99,8 +99,9 @@ pub(crate) fn verify(
     }
 }
 
-/// Why a task whose worker results differ is refused, and what to do.
-fn refusal(what: &str) -> String {
+/// Why a task whose worker results differ is refused, and what to do (for worker
+/// processes and cluster workers alike: neither runs `main`).
+pub(crate) fn refusal(what: &str) -> String {
     format!(
         "worker results differ from the caller's for items already run ({what}): worker \
          processes never run `main`, so a task must not read state that only `main` sets \

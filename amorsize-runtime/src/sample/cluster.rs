@@ -5,15 +5,24 @@
 use crate::options::Options;
 use crate::plan::Backend;
 use crate::probe::MachineProfile;
+use crate::process::TaskCall;
+use crate::process::verify::Checked;
 use crate::stats::SampleStats;
 
 /// Below this much predicted work the broker is not asked: a chunk's round trip
 /// through it alone costs about a millisecond.
 const CLUSTER_MIN_WORK_SECS: f64 = 20e-3;
 
-/// Puts the cluster's workers and costs into `machine`, or forbids the cluster in
-/// `options` with the reason.
-pub(crate) fn measure(stats: &SampleStats, machine: &mut MachineProfile, options: &mut Options) {
+/// Puts the cluster's workers and costs into `machine` and checks the task on a worker
+/// with the sampled items in `checks`, or forbids the cluster in `options` with the
+/// reason (the job then runs here).
+pub(crate) fn measure<T, O>(
+    stats: &SampleStats,
+    machine: &mut MachineProfile,
+    options: &mut Options,
+    call: &TaskCall<T, O>,
+    checks: &[Checked],
+) {
     let work = stats
         .remaining_items
         .map_or(f64::INFINITY, |n| n as f64 * stats.mean_item_secs);
@@ -27,7 +36,10 @@ pub(crate) fn measure(stats: &SampleStats, machine: &mut MachineProfile, options
         );
         return;
     }
-    match crate::cluster::measure() {
+    let trusted = crate::cluster::measure().and_then(|profile| {
+        crate::cluster::verify(call.task(), checks, stats.mean_item_secs).map(|()| profile)
+    });
+    match trusted {
         Ok(profile) => machine.cluster = Some(profile),
         Err(why) => options.forbid(Backend::Cluster, why),
     }

@@ -8,7 +8,7 @@
 //! (a 10 ms wait) ends it after two items, and a tiny input is finished inside it.
 
 pub(crate) mod clock;
-#[cfg(feature = "cluster")]
+#[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod cluster;
 pub(crate) mod extra;
 pub(crate) mod inner;
