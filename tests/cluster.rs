@@ -189,6 +189,7 @@ fn child_driver() {
         println!("PLAN-FULL: {p:#}");
     }
     println!("ELAPSED-MS: {}", started.elapsed().as_millis());
+    println!("DRIVER-PID: {}", std::process::id());
     println!("child finished");
 }
 
@@ -230,6 +231,11 @@ fn line<'a>(out: &'a support_processes::ChildOutput, key: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The driver child's process id, as it printed it.
+fn driver_pid(out: &support_processes::ChildOutput) -> String {
+    line(out, "DRIVER-PID:").to_string()
+}
+
 fn this_binary() -> std::path::PathBuf {
     std::env::current_exe().expect("current_exe")
 }
@@ -267,9 +273,29 @@ fn three_workers_run_every_item_once_in_order() {
         .filter(|x| seen.binary_search(x).is_err())
         .collect();
     assert!(never.is_empty(), "items never run: {never:?}");
-    let mut dedup = seen.clone();
-    dedup.dedup();
-    assert_eq!(dedup.len(), seen.len(), "an item ran twice: {by_process:?}");
+    // Exactly once, but for the check before the cluster is trusted with the task: up
+    // to three items the driver ran in its sample run once more on a worker (those
+    // results are compared, never emitted).
+    let mut twice: Vec<u64> = seen
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    twice.dedup();
+    let driver_ran: Vec<u64> = std::fs::read_to_string(runs.join(&driver_pid(&out)))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(
+        twice.len() <= 3 && twice.iter().all(|x| driver_ran.contains(x)),
+        "items ran twice beyond the check: {twice:?} ({by_process:?})"
+    );
+    assert_eq!(
+        seen.len(),
+        3000 + twice.len(),
+        "an item ran more than twice: {by_process:?}"
+    );
     assert!(processes >= 3, "only {processes} processes ran items");
     println!("{}", line(&out, "PLAN-FULL:"));
     assert!(
