@@ -8,10 +8,10 @@
 // expands to:
 
 ::core::compile_error! {
-    "unknown backend \"gpu\": expected \"rayon\", \"threads\", \"processes\" or \"serial\""
+    "unknown backend \"gpu\": expected \"rayon\", \"threads\", \"processes\", \"cluster\" or \"serial\""
 }
 ::core::compile_error! {
-    "unknown argument `workers`; the arguments of `#[auto_parallel]` are `serial`, `backend = \"rayon\" | \"threads\" | \"processes\" | \"serial\"`, `max_workers = N`, `chunk_size = N`, `min_speedup = F`, `log`, `progress`"
+    "unknown argument `workers`; the arguments of `#[auto_parallel]` are `serial`, `backend = \"rayon\" | \"threads\" | \"processes\" | \"cluster\" | \"serial\"`, `max_workers = N`, `chunk_size = N`, `min_speedup = F`, `log`, `progress`"
 }
 fn total(v: &[u64]) -> u64 {
     let s: u64 = v.iter().map(|x| x + 1).sum();

@@ -577,6 +577,12 @@ where
             }
         };
         if header.job != self.link.job || !self.sent.contains_key(&header.seq) {
+            // A later answer to a chunk already answered (it was delivered again): its
+            // outcomes are not needed, and nor is their object.
+            if let Some(name) = header.object.filter(|_| header.job == self.link.job) {
+                let broker = Arc::clone(&self.link.broker);
+                broker::spawn(async move { broker.delete_object(&name).await });
+            }
             return;
         }
         let seq = header.seq;
