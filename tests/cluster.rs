@@ -282,7 +282,7 @@ fn three_workers_run_every_item_once_in_order() {
         .map(|w| w[0])
         .collect();
     twice.dedup();
-    let driver_ran: Vec<u64> = std::fs::read_to_string(runs.join(&driver_pid(&out)))
+    let driver_ran: Vec<u64> = std::fs::read_to_string(runs.join(driver_pid(&out)))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.parse().ok())

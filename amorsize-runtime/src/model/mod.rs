@@ -199,13 +199,17 @@ pub fn plan(stats: &SampleStats, machine: &MachineProfile, options: &Options) ->
               `cluster` feature)"
             .to_string(),
     };
+    // A fully pinned cluster plan takes the numbers as given, without a profile.
+    let fully_pinned_cluster = ctl.backend == Some(Backend::Cluster)
+        && ctl.max_workers.is_some()
+        && ctl.chunk_size.is_some();
     let excluded = |b: Backend| -> Option<&Reason> {
         // Serial can always run: it is what every other plan falls back to.
         if b == Backend::Serial {
             None
         } else if let Some(why) = options.excluded(b) {
             Some(why)
-        } else if b == Backend::Cluster && machine_in.cluster.is_none() {
+        } else if b == Backend::Cluster && machine_in.cluster.is_none() && !fully_pinned_cluster {
             Some(&no_cluster)
         } else {
             None

@@ -3,7 +3,7 @@
 use super::{SampleStats, plan};
 use crate::options::{DEFAULT_MIN_SPEEDUP, Options};
 use crate::plan::{Backend, Estimate, Plan, Reason};
-use crate::probe::{MachineProfile, Memory, Overheads};
+use crate::probe::{ClusterProfile, MachineProfile, Memory, Overheads};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -673,7 +673,16 @@ mod invariants {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
-        fn plans_are_sane(s in sample(), m in a_machine(), o in options()) {
+        // Boxed strategies: their value trees live on the heap (five unboxed ones
+        // overflow a test thread's stack in a debug build).
+        fn plans_are_sane(
+            s in sample().boxed(),
+            m in a_machine().boxed(),
+            o in options().boxed(),
+            cluster in proptest::option::weighted(0.3, (0usize..10_000, secs(), secs())).boxed(),
+        ) {
+            let mut m = m;
+            m.cluster = cluster.map(|(w, chunk, byte)| ClusterProfile::new(w, chunk, byte));
             let p = plan(&s, &m, &o);
             let n = p.remaining_items.expect("the model always sets remaining_items");
             prop_assert!(p.workers >= 1);
@@ -701,7 +710,14 @@ mod invariants {
                 }
             }
 
-            let usable = |b: Backend| b == Backend::Serial || o.excluded(b).is_none();
+            // The cluster needs workers that answered (a profile with slots), unless
+            // everything is pinned.
+            let fully = o.max_workers.is_some() && o.chunk_size.is_some();
+            let has_cluster = m.cluster.as_ref().is_some_and(|c| c.workers > 0) || fully;
+            let usable = |b: Backend| {
+                b == Backend::Serial
+                    || (o.excluded(b).is_none() && (b != Backend::Cluster || has_cluster))
+            };
             let pinned = o.backend.filter(|&b| usable(b));
             match pinned {
                 Some(b) => prop_assert_eq!(p.backend, b),
