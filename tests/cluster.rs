@@ -558,3 +558,70 @@ fn a_task_that_reads_state_only_main_sets_is_not_trusted_to_the_cluster() {
         out.dump()
     );
 }
+
+/// The README's permission block as nats-server `users`, with a password per user.
+fn readme_users() -> String {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("**Broker permissions**")
+        .expect("the README's permissions");
+    let block = &readme[start..];
+    let block = &block[block.find("```text\n").expect("a text block") + 8..];
+    let block = &block[..block.find("```").expect("the block's end")];
+    let mut users = Vec::new();
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in block.lines() {
+        if let Some(user) = line.strip_suffix(':').filter(|u| !u.starts_with(' ')) {
+            users.extend(current.take());
+            current = Some((user.to_string(), Vec::new()));
+        } else if let Some((key, value)) = line.trim().split_once(':') {
+            let value = value.trim();
+            let value = if key == "allow_responses" {
+                value.to_string()
+            } else {
+                let subjects: Vec<String> = value
+                    .split(", ")
+                    .map(|s| format!("{:?}", s.trim()))
+                    .collect();
+                format!("[{}]", subjects.join(", "))
+            };
+            if let Some((_, perms)) = current.as_mut() {
+                perms.push(format!("{key}: {value}"));
+            }
+        }
+    }
+    users.extend(current);
+    let users: Vec<String> = users
+        .into_iter()
+        .map(|(user, perms)| {
+            format!(
+                "  {{ user: {user}, password: {user}-pw, permissions: {{ {} }} }}",
+                perms.join(", ")
+            )
+        })
+        .collect();
+    format!("users = [\n{}\n]", users.join("\n"))
+}
+
+#[test]
+fn the_readme_permissions_are_enough() {
+    let users = readme_users();
+    assert!(
+        users.contains("user: driver") && users.contains("user: worker"),
+        "{users}"
+    );
+    let nats = Nats::start_with_users("permissions", &users);
+    let url = |user: &str| format!("nats://{user}:{user}-pw@127.0.0.1:{}", nats.port);
+    let workers = Workers::start(&this_binary(), &url("worker"), 2, WORKER_ENV);
+    workers.wait_serving(30);
+    for scenario in ["square", "big"] {
+        let out = driver(scenario, &[("AMORSIZE_CLUSTER", &url("driver"))]);
+        assert_eq!(
+            line(&out, "PLAN-BACKEND:"),
+            "cluster",
+            "{}\n--- workers\n{}\n--- users\n{users}",
+            out.dump(),
+            workers.log()
+        );
+    }
+}

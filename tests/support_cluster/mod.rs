@@ -15,6 +15,7 @@ pub struct Nats {
     pub port: u16,
     store: PathBuf,
     auth: Option<(String, String)>,
+    config: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -35,6 +36,26 @@ impl Nats {
         Self::start_with(tag, Some((user.to_string(), password.to_string())))
     }
 
+    /// Starts a server whose users and permissions are the `authorization` block
+    /// `users` (nats-server configuration syntax).
+    pub fn start_with_users(tag: &str, users: &str) -> Nats {
+        let mut n = Self::start_with(tag, None);
+        n.stop();
+        let config = n.store.join("server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\nauthorization {{\n{users}\n}}\n",
+                n.port,
+                n.store.to_string_lossy()
+            ),
+        )
+        .expect("write the server's configuration");
+        n.config = Some(config);
+        n.spawn();
+        n
+    }
+
     fn start_with(tag: &str, auth: Option<(String, String)>) -> Nats {
         let store = std::env::temp_dir().join(format!(
             "amorsize-nats-{tag}-{}-{}",
@@ -48,6 +69,7 @@ impl Nats {
             port: free_port(),
             store,
             auth,
+            config: None,
         };
         n.spawn();
         n
@@ -55,18 +77,22 @@ impl Nats {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("nats-server");
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-sd",
-        ])
-        .arg(&self.store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        match &self.config {
+            Some(config) => cmd.arg("-c").arg(config),
+            None => cmd
+                .args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-sd",
+                ])
+                .arg(&self.store),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some((u, p)) = &self.auth {
             cmd.args(["--user", u, "--pass", p]);
         }

@@ -29,6 +29,10 @@ use crate::process::codec;
 
 /// How long connecting may take before the broker counts as unreachable.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long reading an object may wait for the broker, beyond its transfer time.
+const OBJECT_WAIT: Duration = Duration::from_secs(20);
+/// The slowest transfer rate an object read is given time for.
+const OBJECT_BYTES_PER_SEC: f64 = 10e6;
 /// Room left in a message for the subject and headers beyond the body.
 const MESSAGE_MARGIN: usize = 4096;
 /// How long streams, consumers and messages of a driver that vanished are kept.
@@ -247,13 +251,15 @@ impl Broker {
             .map_err(|e| self.redact(&format!("storing object {name}: {e}")))
     }
 
-    /// Reads object `name`, refusing one larger than `limit` bytes.
+    /// Reads object `name`, refusing one larger than `limit` bytes. Gives up after
+    /// [`OBJECT_WAIT`] plus a second per [`OBJECT_BYTES_PER_SEC`] bytes: a read the
+    /// broker does not serve (a permission missing, say) is an error, never a hang.
     pub(crate) async fn get_object(&self, name: &str, limit: usize) -> Result<Vec<u8>, String> {
         use tokio::io::AsyncReadExt;
         let bucket = self.bucket().await?;
-        let object = bucket
-            .get(name)
+        let object = tokio::time::timeout(OBJECT_WAIT, bucket.get(name))
             .await
+            .map_err(|_| format!("reading object {name}: no answer within {OBJECT_WAIT:?}"))?
             .map_err(|e| self.redact(&format!("reading object {name}: {e}")))?;
         let size = object.info().size;
         if size > limit {
@@ -261,11 +267,17 @@ impl Broker {
                 "object {name} holds {size} bytes, over the limit of {limit}"
             ));
         }
+        let wait = OBJECT_WAIT + Duration::from_secs_f64(size as f64 / OBJECT_BYTES_PER_SEC);
         let mut out = Vec::with_capacity(size);
-        object
-            .take(limit as u64 + 1)
-            .read_to_end(&mut out)
+        tokio::time::timeout(wait, object.take(limit as u64 + 1).read_to_end(&mut out))
             .await
+            .map_err(|_| {
+                format!(
+                    "reading object {name} ({size} bytes) did not finish within {wait:?}: may \
+                     this user publish to $JS.FC.OBJ_amorsize.> (the object store's flow \
+                     control)?"
+                )
+            })?
             .map_err(|e| self.redact(&format!("reading object {name}: {e}")))?;
         if out.len() > limit {
             return Err(format!("object {name} is over the limit of {limit} bytes"));
