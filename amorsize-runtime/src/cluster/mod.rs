@@ -10,6 +10,7 @@
 //! - [`broker`]: the connection on amorsize's own tokio runtime thread; the shared
 //!   streams, consumers and object store.
 //! - [`worker`]: the worker's loop, entered before `main`.
+//! - [`link`]: a job on the broker: its id, result consumer, chunks and clean-up.
 //! - [`driver`]: the executor on the caller's side.
 //!
 //! Without the feature only [`unavailable`] is here, saying so.
@@ -20,6 +21,8 @@ pub(crate) mod address;
 pub(crate) mod broker;
 #[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod driver;
+#[cfg(all(unix, feature = "cluster"))]
+pub(crate) mod link;
 #[cfg(all(unix, feature = "cluster"))]
 pub(crate) mod settings;
 #[cfg(all(unix, feature = "cluster"))]
@@ -71,7 +74,8 @@ mod measure {
     use std::time::{Duration, Instant};
 
     use super::broker::{self, Broker, Hello};
-    use super::driver::{Cluster, Link};
+    use super::driver::Cluster;
+    use super::link::Link;
     use super::settings::{DRIVER_VAR, Settings};
     use crate::plumbing::KeepOutputs;
     use crate::probe::ClusterProfile;
