@@ -418,7 +418,7 @@ fn child_environment_is_named_in_the_plan() {
 /// "backend pinned to threads in code" / "max_workers pinned" instead, pointing the
 /// user at code that pins nothing.
 ///
-/// BUG: `amorsize-runtime/src/run.rs`, `Job::effective_options` folds the environment
+/// BUG: `amorsize-runtime/src/run/prepare.rs`, `Job::effective_options` folds the environment
 /// into `Options` without recording where each value came from, and
 /// `model::plan`/`pinned_plan` then report every pin as `Reason::Pinned`. Fix: keep the
 /// source of `backend` and `max_workers` (code or environment) next to the options,

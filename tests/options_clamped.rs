@@ -205,7 +205,7 @@ fn guarded_pinned_job(backend: Backend, workers: usize, n: u64) -> (usize, bool)
 /// (`amorsize::model` docs), and `max_workers` is documented as a cap. The runtime's
 /// own fully-pinned path does not apply it.
 ///
-/// BUG: `amorsize-runtime/src/run.rs`, `pinned_plan`: `workers` is
+/// BUG: `amorsize-runtime/src/run/`, `pinned_plan`: `workers` is
 /// `options.max_workers.unwrap_or(1).max(1)`, never clamped to the input length (known
 /// here) nor to any upper bound. With `max_workers(usize::MAX)` the executor then loops
 /// `for _ in 0..workers` spawning worker tasks (`exec/pipeline.rs`, `Pipeline::start`)
