@@ -317,12 +317,23 @@ fn the_model_considers_the_cluster_only_when_asked() {
         "{}",
         out.dump()
     );
-    // With it, the plan lists the cluster among its candidates with its workers.
+    // With it, the cluster is considered: its exclusion (if any) is no longer for the
+    // unset variable, and the plan's cluster line or its reason shows it was weighed.
     let out = driver(
         "auto",
         &[("AMORSIZE_CLUSTER", &nats.url()), ("AMORSIZE_LOG", "full")],
     );
-    assert!(out.stderr.contains("cluster"), "{}", out.dump());
+    assert!(
+        !out.stderr.contains("AMORSIZE_CLUSTER is not set"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stderr.contains("worker slot(s) of this build answered")
+            || out.stderr.contains("too short to send through a broker"),
+        "{}",
+        out.dump()
+    );
 }
 
 #[test]

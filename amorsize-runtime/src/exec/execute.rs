@@ -41,6 +41,18 @@ impl<'p, I: Iterator, A, St> Rest<'p, I, A, St> {
         let chunks = Chunker::new(self.source, self.first, size).growing(estimated);
         (chunks, self.head, self.progress)
     }
+
+    /// The rest as `(input index, item)`, each counted as progress when pulled, and the
+    /// sampled head: what the process and cluster executors cut into chunks themselves.
+    #[cfg(unix)]
+    fn indexed(self) -> (impl Iterator<Item = (usize, I::Item)> + 'p, Option<A>)
+    where
+        I: 'p,
+    {
+        let progress = self.progress;
+        let counted = self.source.inspect(move |_| progress.add(1));
+        ((self.first..).zip(counted), self.head)
+    }
 }
 
 /// The rest cut into chunks, the sampled head, and the progress counter.
@@ -168,15 +180,7 @@ where
                     (ws, _) => Ok(ws),
                 },
             };
-            let Rest {
-                source,
-                first,
-                head,
-                progress,
-                ..
-            } = rest;
-            let counted = source.inspect(|_| progress.add(1));
-            let items = (first..).zip(counted);
+            let (items, head) = rest.indexed();
             let accs = match taken {
                 Ok(pool) => super::Processes::new(&call, fold, pool, items, chunk),
                 Err(why) => {
@@ -203,15 +207,7 @@ where
                     return serial(stage, fold, fin, rest);
                 }
             };
-            let Rest {
-                source,
-                first,
-                head,
-                progress,
-                ..
-            } = rest;
-            let counted = source.inspect(|_| progress.add(1));
-            let items = (first..).zip(counted);
+            let (items, head) = rest.indexed();
             let accs =
                 crate::cluster::driver::Cluster::new(&call, fold, link, items, (workers, chunk));
             fin.chunks(fold, head, accs)

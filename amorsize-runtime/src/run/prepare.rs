@@ -164,17 +164,10 @@ where
                     });
                     (Arc::new(p), Some(Err(why)))
                 }
-                Err(why) => {
-                    let mut options = self.effective_options(env);
-                    options.forbid(Backend::Processes, why);
-                    let machine = self
-                        .machine
-                        .clone()
-                        .unwrap_or_else(|| Arc::new(probe::profile().clone()));
-                    let replanned = model::plan(&plan.sample, &machine, &options);
-                    let replanned = self.label(replanned);
-                    (Arc::new(replanned), None)
-                }
+                Err(why) => (
+                    self.replan_without(Backend::Processes, why, &plan, env),
+                    None,
+                ),
             };
         }
         #[cfg(all(unix, feature = "cluster"))]
@@ -183,18 +176,29 @@ where
         {
             // Without a broker or workers the job runs here, whether the cluster was
             // chosen or pinned, with the reason in its plan.
-            let mut options = self.effective_options(env);
-            options.forbid(Backend::Cluster, why);
-            let machine = self
-                .machine
-                .clone()
-                .unwrap_or_else(|| Arc::new(probe::profile().clone()));
-            let replanned = model::plan(&plan.sample, &machine, &options);
-            return (Arc::new(self.label(replanned)), None);
+            return (self.replan_without(Backend::Cluster, why, &plan, env), None);
         }
         #[cfg(not(unix))]
         let _ = env;
         (plan, None)
+    }
+
+    /// `plan` made again from its sample with `backend` forbidden for `why`.
+    #[cfg(unix)]
+    fn replan_without(
+        &self,
+        backend: Backend,
+        why: String,
+        plan: &Plan,
+        env: &env::EnvConfig,
+    ) -> Arc<Plan> {
+        let mut options = self.effective_options(env);
+        options.forbid(backend, why);
+        let machine = self
+            .machine
+            .clone()
+            .unwrap_or_else(|| Arc::new(probe::profile().clone()));
+        Arc::new(self.label(model::plan(&plan.sample, &machine, &options)))
     }
 
     /// Options as the model sees them: code pins, then the environment, then what the
