@@ -42,10 +42,53 @@ fn cached_plans_are_sampled_again_now_and_then_and_other_sizes_are_replanned() {
             other => panic!("unexpected origin {other:?}"),
         }
     }
-    // Every 64th use samples again.
+    // The 64th and the 128th uses sample again.
     assert!(fresh >= 2, "{fresh} fresh samples in 150 warm calls");
 
     // Another size bucket at the same call site: re-planned from the site's sample.
     let (origin, sampled) = job(200_000);
     assert_eq!((origin, sampled), (Origin::CallSite, 0));
+}
+
+/// One tiny job at its own call site: its outputs, its plan's origin and main reason.
+fn tiny_job(n: u64, nested_in_hook: bool) -> (Vec<u64>, Origin, Option<amorsize::Reason>) {
+    let mut seen = None;
+    let out: Vec<u64> = (0..n)
+        .collect::<Vec<_>>()
+        .par_auto()
+        .on_plan(|p| {
+            if nested_in_hook {
+                // The hook may start a job of its own (another call site).
+                let inner: u64 = (0..10u64).par_auto().map(|x| x + 1).sum();
+                assert_eq!(inner, 55);
+            }
+            seen = Some((p.origin, p.main_reason().cloned()));
+        })
+        .map(|x| x * 3)
+        .collect();
+    let (origin, reason) = seen.expect("the hook is called on every call");
+    (out, origin, reason)
+}
+
+#[test]
+fn a_call_site_whose_input_ended_in_the_sample_stays_plain_serial_and_is_rechecked() {
+    let want: Vec<u64> = (0..100).map(|x| x * 3).collect();
+    let mut fresh = 0;
+    for call in 0..300 {
+        let (out, origin, reason) = tiny_job(100, call % 7 == 0);
+        assert_eq!(out, want, "call {call}");
+        assert!(
+            matches!(reason, Some(amorsize::Reason::InputEndedInSample { .. })),
+            "call {call}: {reason:?}"
+        );
+        if origin == Origin::Fresh {
+            fresh += 1;
+        }
+    }
+    // The first call (unless the disk cache had it), then the 64th, 128th and 256th
+    // uses sample again.
+    assert!(
+        (3..=4).contains(&fresh),
+        "{fresh} fresh samples in 300 calls"
+    );
 }

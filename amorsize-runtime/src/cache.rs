@@ -8,7 +8,8 @@
 //! without sampling again.
 
 use std::any::TypeId;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use rustc_hash::FxHashMap;
@@ -21,9 +22,24 @@ use crate::plumbing::CallSite;
 use crate::probe::MachineProfile;
 use crate::stats::SampleStats;
 
-/// Every this many uses of a cached plan, the call site is sampled and planned again,
-/// so a plan that has gone far off (the work or the machine changed) is re-made.
-pub(crate) const RECHECK_EVERY: u32 = 64;
+/// At this many uses of a cached plan, the call site is sampled and planned again, so
+/// a plan that has gone far off (the work or the machine changed) is re-made; then at
+/// every doubling of the count up to [`RECHECK_MAX`], then every `RECHECK_MAX` uses. A
+/// call site in a hot loop of tiny jobs pays a fresh sample (and its timers) less and
+/// less often; one that runs rarely is still re-checked within its first uses.
+pub(crate) const RECHECK_FIRST: u32 = 64;
+
+/// The longest interval, in uses, between two fresh samples of a cached plan.
+pub(crate) const RECHECK_MAX: u32 = 4096;
+
+/// Whether the `uses`-th use of a cached plan samples afresh.
+fn recheck_due(uses: u32) -> bool {
+    match uses {
+        0..RECHECK_FIRST => false,
+        RECHECK_FIRST..=RECHECK_MAX => uses.is_power_of_two(),
+        _ => uses.is_multiple_of(RECHECK_MAX),
+    }
+}
 
 /// What identifies a decision that can be reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,8 +127,9 @@ fn sites() -> &'static Table {
 pub(crate) enum Lookup {
     /// A plan to use.
     Hit(Arc<Entry>),
-    /// A plan that is due for a re-check: sample again.
-    Recheck,
+    /// A plan that is due for a re-check: sample again (the entry is what the fresh
+    /// sample is compared with).
+    Recheck(Arc<Entry>),
     /// Nothing for this key.
     Miss,
 }
@@ -127,11 +144,92 @@ pub(crate) fn get(key: &Key) -> Lookup {
     else {
         return Lookup::Miss;
     };
-    let uses = entry.uses.fetch_add(1, Ordering::Relaxed) + 1;
-    if uses % RECHECK_EVERY == 0 {
-        Lookup::Recheck
+    let uses = entry.uses.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+    if recheck_due(uses) {
+        Lookup::Recheck(entry)
     } else {
         Lookup::Hit(entry)
+    }
+}
+
+/// Bumped by every [`put`]: a thread's [`QUICK`] memo is trusted only while it matches.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's last small serial plan (see [`small_serial`]): all a hot loop of tiny
+/// jobs reads is this and [`GENERATION`], a cache line or two.
+struct Quick {
+    key: Key,
+    generation: u64,
+    /// The sample the call site's input ended in: calls of at most this many items.
+    items: usize,
+    /// The entry's use count when the memo was made, and the uses since.
+    base: u32,
+    since: u32,
+    entry: Arc<Entry>,
+}
+
+impl Drop for Quick {
+    /// Adds the uses counted here to the entry's count.
+    fn drop(&mut self) {
+        self.entry.uses.fetch_add(self.since, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// The last small serial plan this thread used: a call site in a hot loop of tiny
+    /// jobs finds it again without the table's lock, a reference count or the entry.
+    static QUICK: RefCell<Option<Quick>> = const { RefCell::new(None) };
+}
+
+/// Whether the cache holds, for `key`, a serial plan whose call site's input ended
+/// inside a sample of at least `len` items: such a call runs plain serial code. Counted
+/// as a use like [`get`]; `false` (and not counted) when there is none or when this use
+/// is due for a re-check, so that [`get`] sees the re-check. The hook, if any, is
+/// called with the plan.
+pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut Option<H>) -> bool {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let plan = QUICK.with(|quick| {
+        let mut quick = quick.borrow_mut();
+        if !quick
+            .as_ref()
+            .is_some_and(|q| q.generation == generation && q.key == *key)
+        {
+            *quick = None;
+            let entry = table()
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .cloned()?;
+            *quick = Some(Quick {
+                key: *key,
+                generation,
+                items: entry.plan.ended_in_sample()?,
+                base: entry.uses.load(Ordering::Relaxed),
+                since: 0,
+                entry,
+            });
+        }
+        let q = quick.as_mut()?;
+        if len > q.items {
+            return None;
+        }
+        if recheck_due(q.base.wrapping_add(q.since).wrapping_add(1)) {
+            // Handed to `get`, which counts this use and sees the re-check.
+            *quick = None;
+            return None;
+        }
+        q.since += 1;
+        Some(hook.is_some().then(|| Arc::clone(&q.entry.plan)))
+    });
+    match plan {
+        Some(plan) => {
+            // Outside the memo's borrow: the hook may start jobs of its own.
+            if let (Some(hook), Some(plan)) = (hook.take(), plan) {
+                hook(&plan);
+            }
+            true
+        }
+        None => false,
     }
 }
 
@@ -151,7 +249,7 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
     let sampled = plan.sample.items > 0;
     let mut table = table().write().unwrap_or_else(PoisonError::into_inner);
     // A plan that replaces another (re-made after a job that ran far off it) keeps the
-    // count of uses, so the periodic fresh sample still comes every RECHECK_EVERY uses.
+    // count of uses, so the periodic fresh samples keep their schedule.
     let uses = table
         .get(&key)
         .map_or(0, |old| old.uses.load(Ordering::Relaxed));
@@ -167,6 +265,20 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
             .insert(key.any_size(), Arc::clone(&entry));
     }
     table.insert(key, entry);
+    GENERATION.fetch_add(1, Ordering::Release);
+}
+
+/// Whether a re-check's fresh plan differs enough from the cached one it replaces to be
+/// written to the disk cache again: another choice (backend or width), or a per-item
+/// time more than 2x off (the same threshold at which a running job re-plans). A call
+/// site re-checked in a hot loop then does not rewrite its file every time.
+pub(crate) fn worth_rewriting(old: &Plan, new: &Plan) -> bool {
+    let (a, b) = (old.sample.mean_item_secs, new.sample.mean_item_secs);
+    old.backend != new.backend
+        || old.workers != new.workers
+        || old.main_reason().map(std::mem::discriminant)
+            != new.main_reason().map(std::mem::discriminant)
+        || !(a <= 2.0 * b && b <= 2.0 * a)
 }
 
 /// The disk cache's kind for what a call site measured.
@@ -241,6 +353,13 @@ pub(crate) fn remember(disk_key: u64, stats: &SampleStats, ended_in_sample: bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rechecks_thin_out_to_a_steady_interval() {
+        let due: Vec<u32> = (1..=3 * RECHECK_MAX).filter(|&u| recheck_due(u)).collect();
+        assert_eq!(due, [64, 128, 256, 512, 1024, 2048, 4096, 8192, 12288]);
+        assert!(recheck_due(u32::MAX - u32::MAX % RECHECK_MAX));
+    }
 
     #[test]
     fn buckets_group_powers_of_two() {

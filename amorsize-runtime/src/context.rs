@@ -88,12 +88,26 @@ const ASYNC_WORKER_NAMES: [&str; 3] = [
     "async-std/runtime",
 ];
 
+thread_local! {
+    /// Whether the calling thread is known not to be an async runtime's worker (a
+    /// thread's name never changes), so that every later job on it skips the lookup.
+    static NOT_ASYNC_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
 /// The calling thread's name, if it is an async runtime's worker thread.
 pub(crate) fn async_worker() -> Option<String> {
+    if NOT_ASYNC_WORKER.with(Cell::get) {
+        return None;
+    }
     let thread = std::thread::current();
-    let name = thread.name()?;
-    ASYNC_WORKER_NAMES
-        .iter()
-        .any(|n| name.starts_with(n))
-        .then(|| name.to_owned())
+    let found = thread.name().and_then(|name| {
+        ASYNC_WORKER_NAMES
+            .iter()
+            .any(|n| name.starts_with(n))
+            .then(|| name.to_owned())
+    });
+    if found.is_none() {
+        NOT_ASYNC_WORKER.with(|c| c.set(true));
+    }
+    found
 }

@@ -622,6 +622,17 @@ impl Plan {
         self.reasons.first()
     }
 
+    /// For a serial plan made because the input ended inside the sample: how many items
+    /// the sample held.
+    pub(crate) fn ended_in_sample(&self) -> Option<usize> {
+        match self.main_reason() {
+            Some(&Reason::InputEndedInSample { items }) if self.backend == Backend::Serial => {
+                Some(items)
+            }
+            _ => None,
+        }
+    }
+
     /// "AMORSIZE_BACKEND=processes cannot be used (why); using rayon", when a pinned
     /// backend could not run: the one-line form names what was overridden and where
     /// the pin came from, whatever the main reason.

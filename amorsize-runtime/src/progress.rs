@@ -50,9 +50,14 @@ fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
 }
 
 impl Progress {
-    /// A bar for `len` items (a spinner when the length is unknown), if `enabled`.
+    /// A bar for `len` items (a spinner when the length is unknown), if `enabled`. The
+    /// label is formatted only then: a job without a bar pays nothing for it.
     #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
-    pub(crate) fn new(enabled: bool, len: Option<usize>, label: &str) -> Progress {
+    pub(crate) fn new(
+        enabled: bool,
+        len: Option<usize>,
+        label: &dyn std::fmt::Display,
+    ) -> Progress {
         #[cfg(feature = "progress")]
         {
             if !enabled {

@@ -69,9 +69,58 @@ where
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
 {
+    let mut auto = auto;
+    if small_serial(&mut auto) {
+        let mut state = auto.stage.state();
+        return fin.serial(&fold, None, auto.stage.serial(&mut state, 0, auto.source));
+    }
+    decide_and_run(auto, fold, fin)
+}
+
+/// The whole decision and the run under it. Out of line: the small serial path in
+/// [`drive`] then keeps a small stack frame and little code to go through.
+#[inline(never)]
+fn decide_and_run<I, S, H, K, C>(auto: Request<I, S, H>, fold: K, fin: C) -> C::Output
+where
+    I: Iterator,
+    I::Item: Send,
+    S: Stage<I::Item>,
+    H: FnOnce(&Plan),
+    K: ChunkFold<S::Out>,
+    C: Finish<S::Out, K>,
+{
     let mut job = Job::new(auto, fold);
     let plan = job.decide();
     job.run(plan, fin)
+}
+
+/// Whether the job is a call no longer than the sample its call site's input ended in
+/// (the plan cache has a serial plan for it): it then runs as plain serial code, after
+/// one lookup in a per-thread memo, with no clock read and none of the decision's
+/// bookkeeping. The same plan [`Job::decide`] would use, announced the same way (the
+/// hook is called; a warm plan is not logged). Not for a job that shows a bar, nor
+/// where a switch makes every job serial for its own reason.
+fn small_serial<I, S, H>(auto: &mut Request<I, S, H>) -> bool
+where
+    I: Iterator,
+    I::Item: Send,
+    S: Stage<I::Item>,
+    H: FnOnce(&Plan),
+{
+    let Some(len) = exact_len(auto.source.size_hint()) else {
+        return false;
+    };
+    if auto.progress || SERIAL_BUILD || env::config().off {
+        return false;
+    }
+    let context = crate::context::context();
+    match context {
+        Context::Free => warn_on_async_worker(&auto.site),
+        Context::RayonWorker => {}
+        Context::ThreadsPool | Context::WorkerProcess => return false,
+    }
+    let key = Key::new::<S, I::Item>(&auto.site, Some(len), context, &auto.options);
+    cache::small_serial(&key, len, &mut auto.hook)
 }
 
 /// A job between `par_auto()` and its consumer: the source, the stage, and what has
@@ -142,7 +191,7 @@ where
         let progress = Progress::new(
             auto.progress,
             exact_len(auto.source.size_hint()),
-            &auto.site.to_string(),
+            &auto.site,
         );
         Job {
             source: auto.source,
@@ -219,7 +268,13 @@ where
                 }
                 _ => Arc::clone(&entry.plan),
             };
-            if !self.options.fully_pinned() {
+            // A call no longer than the sample its site's input ended in runs plain
+            // serial code: no clock to read, nothing to learn.
+            let small = entry
+                .plan
+                .ended_in_sample()
+                .is_some_and(|items| len.is_some_and(|n| n <= items));
+            if !self.options.fully_pinned() && !small {
                 self.learn = Some(Learn {
                     key,
                     options: None,
@@ -244,7 +299,11 @@ where
         };
         // A cached plan due for its periodic re-check is sampled afresh, not re-made
         // from the measurements it was made from.
-        let recheck = matches!(lookup, cache::Lookup::Recheck);
+        let previous = match lookup {
+            cache::Lookup::Recheck(entry) => Some(entry),
+            _ => None,
+        };
+        let recheck = previous.is_some();
         let plan = if fully_pinned {
             model::fully_pinned(&options, len, probe::profile().cpu_budget)
         } else if let Some(plan) = (!recheck)
@@ -254,12 +313,14 @@ where
             plan
         } else {
             let plan = self.sample_and_plan(len, &options);
-            // Kept for later runs; a task refused for processes is checked again.
+            // Kept for later runs, unless a re-check found what is kept already; a task
+            // refused for processes is checked again.
             if let Some(dk) = disk_key
                 && plan.sample.items > 0
                 && self.refused.is_none()
+                && previous.is_none_or(|e| cache::worth_rewriting(&e.plan, &plan))
             {
-                let ended = matches!(plan.main_reason(), Some(Reason::InputEndedInSample { .. }));
+                let ended = plan.ended_in_sample().is_some();
                 problems.extend(cache::remember(dk, &plan.sample, ended));
             }
             plan
@@ -413,10 +474,10 @@ where
             exec::execute(run, &stage, &fold, fin, rest)
         };
         progress.finish();
-        let replans = steer.made();
         if let (Some(recheck), Some(measured)) = (recheck, feedback.first_per_item()) {
             recheck.check(measured, &plan, site);
         } else if let Some(learn) = &learn {
+            let replans = steer.made();
             let key = learn.key;
             let disk_key = move || cache::disk_key::<S, I::Item>(&site, &key);
             learn.finish(

@@ -41,10 +41,7 @@ where
         let (stats, ended, machine, origin) = match cache::site(&key) {
             Some(entry) => (
                 entry.plan.sample.clone(),
-                matches!(
-                    entry.plan.main_reason(),
-                    Some(Reason::InputEndedInSample { .. })
-                ),
+                entry.plan.ended_in_sample().is_some(),
                 entry.machine.clone(),
                 Origin::CallSite,
             ),
