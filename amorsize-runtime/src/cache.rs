@@ -318,10 +318,15 @@ pub(crate) fn disk_key<S, T>(site: &CallSite, key: &Key) -> Option<u64> {
     Some(h.finish())
 }
 
-/// What an earlier run measured at this call site, if the disk cache has it; a
-/// damaged or stale entry is a [`Problem`] to report (it is rewritten later).
-pub(crate) fn remembered(disk_key: u64) -> Result<Option<Remembered>, Problem> {
-    match disk::store().read::<Remembered>(SITE_KIND, disk_key) {
+/// What an earlier run measured at this call site, if the disk cache has it, for a call
+/// of `len` items; a damaged or stale entry is a [`Problem`] to report (it is
+/// rewritten later). An input that ended inside the sample, read for a call no longer
+/// than it, runs serially on any machine: it is not checked against this machine's
+/// fingerprint.
+pub(crate) fn remembered(disk_key: u64, len: Option<usize>) -> Result<Option<Remembered>, Problem> {
+    let machine_free =
+        |r: &Remembered| r.ended_in_sample && len.is_some_and(|n| n <= r.stats.items);
+    match disk::store().read_unless_machine_free(SITE_KIND, disk_key, machine_free) {
         Read::Hit(r) => Ok(Some(r)),
         Read::Miss => Ok(None),
         Read::Problem(p) => Err(p),

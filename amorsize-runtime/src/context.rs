@@ -1,6 +1,7 @@
 //! Where the current thread is, so nested calls never multiply threads.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
@@ -75,7 +76,10 @@ pub(crate) fn enter_worker_process() {
 /// carries the marker (a worker whose load-time constructor did not run, and that did
 /// not call `init()`, must still never start workers itself).
 pub(crate) fn is_worker_process() -> bool {
-    IN_WORKER_PROCESS.load(Ordering::Relaxed) || std::env::var_os(WORKER_MARKER).is_some()
+    // The marker is set when the process starts (and only then): looked up once.
+    static MARKED: OnceLock<bool> = OnceLock::new();
+    IN_WORKER_PROCESS.load(Ordering::Relaxed)
+        || *MARKED.get_or_init(|| std::env::var_os(WORKER_MARKER).is_some())
 }
 
 /// Names that async runtimes give their worker threads by default (tokio's, before and

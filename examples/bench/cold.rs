@@ -178,7 +178,7 @@ impl RowVisitor for ColdRow {
             plan.sample_secs,
             plan.origin,
             first.map_or_else(|| "-".to_string(), |s| format!("{s:e}")),
-            log.text.unwrap_or_default()
+            log.text().unwrap_or_default()
         );
     }
 }

@@ -101,7 +101,7 @@ impl RowVisitor for LatencyRow<'_> {
                 }
             }
         }
-        lat.warm_plan = log.into_inner().text;
+        lat.warm_plan = log.into_inner().text();
         lat
     }
 }

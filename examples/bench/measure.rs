@@ -219,7 +219,7 @@ impl RowVisitor for MatrixRow<'_> {
         eprintln!(
             "  {row}: checked; first par_auto call {:.3} ms, plan: {}",
             t_warmup * 1e3,
-            r.warm_plans.borrow().text.as_deref().unwrap_or("?")
+            r.warm_plans.borrow().text().as_deref().unwrap_or("?")
         );
 
         let processes = r.processes_available();

@@ -342,7 +342,7 @@ pub fn markdown(
 
     let _ = writeln!(w, "\n## Plans\n");
     for r in rows {
-        let warm = r.warm_plans.text.as_deref().unwrap_or("?");
+        let warm = r.warm_plans.text().unwrap_or_else(|| "?".into());
         let _ = writeln!(w, "- **{}**, warm: {warm}", r.row);
         if r.warm_plans.seen.len() > 1 {
             let seen: Vec<String> = r
@@ -382,7 +382,7 @@ pub fn markdown(
             let _ = writeln!(
                 w,
                 "  - untimed waiting job before every run: {}",
-                waiting.text.as_deref().unwrap_or("?")
+                waiting.text().as_deref().unwrap_or("?")
             );
         }
         let _ = writeln!(w, "  - pinned grid: {}", r.grid_note);

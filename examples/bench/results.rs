@@ -47,21 +47,20 @@ impl PlanInfo {
     }
 }
 
-/// The plans one call site announced: the first one's text, and each distinct choice
-/// with how often it was made.
+/// The plans one call site announced: the first one, and each distinct choice with how
+/// often it was made.
 #[derive(Debug, Default)]
 pub struct PlanLog {
-    pub text: Option<String>,
+    first: Option<Plan>,
     pub seen: Vec<(PlanInfo, usize)>,
 }
 
 impl PlanLog {
+    /// Called from the `on_plan` hook, inside the timed call: keeps a copy, and
+    /// formats it only when the report asks ([`text`](Self::text)).
     pub fn record(&mut self, p: &Plan) {
-        if self.text.is_none() {
-            // Without the call-site label: it is this file's one `par_auto` line.
-            let mut unlabelled = p.clone();
-            unlabelled.label = None;
-            self.text = Some(unlabelled.to_string());
+        if self.first.is_none() {
+            self.first = Some(p.clone());
         }
         let info = PlanInfo::of(p);
         match self.seen.iter_mut().find(|(i, _)| i.same_choice(&info)) {
@@ -71,6 +70,16 @@ impl PlanLog {
             }
             None => self.seen.push((info, 1)),
         }
+    }
+
+    /// The first plan's text, without the call-site label (it is this file's one
+    /// `par_auto` line).
+    pub fn text(&self) -> Option<String> {
+        self.first.as_ref().map(|p| {
+            let mut unlabelled = p.clone();
+            unlabelled.label = None;
+            unlabelled.to_string()
+        })
     }
 
     /// The choice made most often.

@@ -33,10 +33,11 @@ const UNLIMITED_AT: u64 = 1 << 62;
 pub(crate) struct Fingerprint {
     /// The CPU model (Linux: the first `model name` of `/proc/cpuinfo`), or `unknown`.
     pub cpu_model: String,
-    /// `available_parallelism()`: the CPUs this process may use (0: unknown).
+    /// The CPUs this process may run on (Linux: its affinity mask; elsewhere
+    /// `available_parallelism()`; 0: unknown). A CPU quota is in `cgroup_cpu`.
     pub cpu_budget: usize,
-    /// cgroup v2 `cpu.max` as (quota, period) in microseconds; `None`: no limit or
-    /// unreadable.
+    /// cgroup CPU quota as (quota, period) in microseconds (v2 `cpu.max`, else v1
+    /// `cpu.cfs_quota_us` and `cpu.cfs_period_us`); `None`: no limit or unreadable.
     pub cgroup_cpu: Option<(u64, u64)>,
     /// cgroup memory limit in bytes (v2 `memory.max`, v1 `memory.limit_in_bytes`);
     /// `None`: no limit or unreadable.
@@ -56,10 +57,11 @@ impl Fingerprint {
     pub(crate) fn current() -> Fingerprint {
         Fingerprint {
             cpu_model: cpu_model(),
-            cpu_budget: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_budget: cpu_budget(),
             cgroup_cpu: read_trimmed("/sys/fs/cgroup/cpu.max")
                 .as_deref()
-                .and_then(parse_cpu_max),
+                .and_then(parse_cpu_max)
+                .or_else(cgroup_v1_cpu),
             cgroup_memory: read_trimmed("/sys/fs/cgroup/memory.max")
                 .or_else(|| read_trimmed("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
                 .as_deref()
@@ -76,7 +78,7 @@ impl Fingerprint {
         let mut h = StableHasher::new();
         // A tag first, so that a change of the fields' meaning can be made to change
         // every hash.
-        h.write_str("amorsize-fingerprint-1");
+        h.write_str("amorsize-fingerprint-2");
         h.write_str(&self.cpu_model);
         h.write_u64(self.cpu_budget as u64);
         match self.cgroup_cpu {
@@ -120,11 +122,51 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// A small file's contents without surrounding whitespace, or `None` if unreadable.
+/// A small file's contents (its first 128 bytes: every file read here is one short
+/// line) without surrounding whitespace, or `None` if unreadable. Open, one read,
+/// close: `fs::read_to_string` also asks for the size, which `/proc` and `/sys` do
+/// not know, and this runs on a first call's path.
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_owned())
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    Some(text.trim().to_owned())
+}
+
+/// The CPUs in this process's affinity mask: one system call, where
+/// `available_parallelism` also walks `/proc/self/cgroup` and the quota files (about
+/// twenty, on a first call's path); the quota is read into `cgroup_cpu` instead.
+#[cfg(target_os = "linux")]
+fn cpu_budget() -> usize {
+    // SAFETY: `cpu_set_t` is plain old data, for which all-zero bytes are valid.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes at most `size_of::<cpu_set_t>()` bytes into `set`,
+    // which lives on our stack; pid 0 is the calling thread.
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if ok != 0 {
+        return std::thread::available_parallelism().map_or(0, |n| n.get());
+    }
+    // SAFETY: `set` was filled in by the kernel.
+    usize::try_from(unsafe { libc::CPU_COUNT(&set) }).unwrap_or(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_budget() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+/// cgroup v1's CPU quota at the mount root, as (quota, period) in microseconds; `None`
+/// without a limit (`-1`) or without v1.
+fn cgroup_v1_cpu() -> Option<(u64, u64)> {
+    let quota = read_trimmed("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?
+        .parse::<u64>()
+        .ok()?;
+    let period = read_trimmed("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?
+        .parse::<u64>()
+        .ok()?;
+    Some((quota, period))
 }
 
 /// Parses cgroup v2 `cpu.max` (`"max 100000"` or `"150000 100000"`): `None` when
@@ -260,8 +302,11 @@ pub(crate) fn exe_identity() -> Option<u64> {
 
 /// The identity of the executable at `path` (see [`exe_identity`]).
 pub(crate) fn identity_of(path: &Path) -> Option<u64> {
-    let path = path.canonicalize().ok()?;
-    let meta = std::fs::metadata(&path).ok()?;
+    // On Linux `current_exe` reads `/proc/self/exe`, which the kernel keeps canonical;
+    // elsewhere it may be the path the program was started by.
+    #[cfg(not(target_os = "linux"))]
+    let path = &path.canonicalize().ok()?;
+    let meta = std::fs::metadata(path).ok()?;
     let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
     let mut h = StableHasher::new();
     h.write_str("amorsize-exe-1");
@@ -317,9 +362,10 @@ mod tests {
             version: "0.1.0",
         };
         // A fixed value: if this changes, every cache entry written before is orphaned
-        // (which is safe, but must be deliberate).
+        // (which is safe, but must be deliberate: version 2 counts the CPU budget from
+        // the affinity mask and reads a cgroup v1 quota).
         assert_eq!(fp.stable_hash(), fp.clone().stable_hash());
-        assert_eq!(fp.stable_hash(), 0xf490_60c3_bd2d_5398);
+        assert_eq!(fp.stable_hash(), 0x8196_29c5_e949_b4b5);
         let mut other = fp.clone();
         other.cpu_budget = 4;
         assert_ne!(fp.stable_hash(), other.stable_hash());

@@ -340,6 +340,29 @@ fn a_changed_fingerprint_invalidates() {
     );
 }
 
+/// What holds on any machine (a call site whose input ended inside its sample) is read
+/// without the fingerprint; the rest of the entry's checks still apply.
+#[test]
+fn a_machine_free_entry_is_read_on_another_machine() {
+    let tmp = TempDir::new("machine-free");
+    let here = store(tmp.path());
+    let elsewhere = Store::in_dir(tmp.path().to_owned(), DEFAULT_TTL, FP + 1, true);
+    here.write("site", 3, &7u64).unwrap();
+    assert_eq!(
+        elsewhere.read_unless_machine_free::<u64>("site", 3, |&v| v == 7),
+        Read::Hit(7)
+    );
+    assert_eq!(
+        problem_of(elsewhere.read_unless_machine_free::<u64>("site", 3, |&v| v == 8)).cause,
+        Cause::OtherMachine
+    );
+    std::fs::write(tmp.path().join(files::entry_name("site", 3)), b"garbage").unwrap();
+    assert!(matches!(
+        problem_of(elsewhere.read_unless_machine_free::<u64>("site", 3, |_| true)).cause,
+        Cause::Invalid(_)
+    ));
+}
+
 #[test]
 fn entries_expire() {
     let tmp = TempDir::new("ttl");

@@ -45,7 +45,7 @@ where
                 entry.machine.clone(),
                 Origin::CallSite,
             ),
-            None => match cache::remembered(disk_key?) {
+            None => match cache::remembered(disk_key?, len) {
                 Ok(Some(r)) => (r.stats, r.ended_in_sample, None, Origin::Disk),
                 Ok(None) => return None,
                 Err(p) => {
