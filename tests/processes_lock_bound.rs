@@ -154,3 +154,42 @@ fn the_same_work_as_a_closure_does_not_and_the_plan_says_why() {
         assert!(says_mark_it_a_task(&plan), "{plan:#}");
     });
 }
+
+/// Spins for `micros` without a lock: work that scales on threads.
+fn spin_free(micros: u64, x: u64) -> u64 {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_micros(micros) {
+        std::hint::spin_loop();
+    }
+    x + 1
+}
+
+/// Skewed work that scales: most items 20 us, every 97th 100 times that.
+#[amorsize::task]
+fn skewed_free(x: u64) -> u64 {
+    spin_free(if x % 97 == 13 { 2_000 } else { 20 }, x)
+}
+
+#[test]
+fn skewed_work_that_scales_is_not_taken_for_lock_bound() {
+    let _one = serialised();
+    within(60, || {
+        let mut plan = None;
+        let out: Vec<u64> = (0..2_000u64)
+            .par_auto()
+            .on_plan(|p| plan = Some(p.clone()))
+            .map(skewed_free)
+            .collect();
+        assert_eq!(out, (1..=2_000).collect::<Vec<u64>>());
+        let plan = plan.expect("planned");
+        // Measured where the machine let it be (see `scaling.rs`): one 2 ms item in one
+        // thread's half doubled the span the old measure compared, and read ~0.5.
+        if let Some(e2) = plan.sample.two_thread_efficiency {
+            assert!(
+                e2 >= 0.8,
+                "skewed work that scales read e2 = {e2}: {plan:#}"
+            );
+            assert_ne!(plan.backend, Backend::Processes, "{plan:#}");
+        }
+    });
+}

@@ -622,6 +622,24 @@ impl Plan {
         self.reasons.first()
     }
 
+    /// Whether the user capped the number of workers (`max_workers` in code, or
+    /// `AMORSIZE_MAX_WORKERS`): the executors then never run more items at once than
+    /// `workers`, not even on the caller.
+    pub(crate) fn workers_capped(&self) -> bool {
+        self.reasons.iter().any(|r| {
+            matches!(
+                r,
+                Reason::Pinned {
+                    option: "max_workers",
+                    ..
+                } | Reason::Environment {
+                    variable: "AMORSIZE_MAX_WORKERS",
+                    ..
+                }
+            )
+        })
+    }
+
     /// For a serial plan made because the input ended inside the sample: how many items
     /// the sample held.
     pub(crate) fn ended_in_sample(&self) -> Option<usize> {

@@ -126,8 +126,10 @@ where
     let watch = rest
         .steer
         .map(|steer| Watch::new(steer, rest.feedback, plan.sample.mean_item_secs));
+    let capped = plan.workers_capped();
     let start = Start {
         workers,
+        capped,
         watch,
         end,
     };
@@ -159,14 +161,16 @@ where
                 .tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
             pipelined(s, work, fin, (chunks, head, progress), start)
         }),
-        // The caller is one of the workers: the pool runs the others.
-        Backend::Threads => super::blocking::scope(workers - 1, |s| {
-            let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
-            let chunks = chunks
-                .ramping()
-                .tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
-            pipelined(s, work, fin, (chunks, head, progress), start)
-        }),
+        // The pool runs the helpers; the caller works besides (see `pipeline`).
+        Backend::Threads => {
+            super::blocking::scope(super::pipeline::helpers_for(workers, capped), |s| {
+                let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
+                let chunks = chunks
+                    .ramping()
+                    .tapering(end, workers, TAPER_CHUNKS_PER_WORKER);
+                pipelined(s, work, fin, (chunks, head, progress), start)
+            })
+        }
         #[cfg(unix)]
         Backend::Processes => {
             let Some(call) = stage.task_call() else {
@@ -214,7 +218,7 @@ where
         }
         _ => match start.watch {
             Some(watch) if worth_watching(plan) => {
-                watched_serial(work, fin, rest, watch, end, context)
+                watched_serial(work, fin, rest, watch, (end, capped), context)
             }
             _ => serial(stage, fold, fin, rest),
         },
@@ -247,7 +251,7 @@ fn watched_serial<'a, T, I, S, K, C>(
     fin: C,
     rest: Rest<'a, I, K::Acc, S::State>,
     watch: Watch<'a>,
-    end: Option<usize>,
+    (end, capped): (Option<usize>, bool),
     context: Context,
 ) -> C::Output
 where
@@ -279,6 +283,7 @@ where
             scope,
             work,
             end,
+            capped,
             progress,
             context,
         };
@@ -315,6 +320,8 @@ struct Watched<'s, 'a, S: Stage<T>, K: ChunkFold<S::Out>, T, I> {
     scope: &'s rayon::Scope<'a>,
     work: Work<'a, S, K>,
     end: Option<usize>,
+    /// Whether the user capped the workers (see `pipeline`).
+    capped: bool,
     progress: &'a Progress,
     context: Context,
 }
@@ -423,6 +430,7 @@ where
             chunks.replanned(course.chunk_size, workers);
             let start = Start {
                 workers,
+                capped: self.capped,
                 watch: Some(on.watch),
                 end: self.end,
             };

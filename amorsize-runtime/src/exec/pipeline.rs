@@ -1,21 +1,28 @@
-//! The pipelined executor of the `Rayon` and `Threads` backends: the caller is one of
-//! the job's workers.
+//! The pipelined executor of the `Rayon` and `Threads` backends: the caller works too.
 //!
 //! The caller's thread pulls chunks from the source (which need not be `Send`) into a
 //! shared queue: at most a window of them queued or running, and at most twice that
-//! ahead of what it has emitted (finished results wait for the ones before them). `w -
-//! 1` helper tasks, spawned on the backend's threads, take chunks from the queue, run
-//! them and send back their partial results; the caller runs chunks from the same
-//! queue whenever it has nothing to emit (refilling the queue a few times per chunk, so
-//! a slow chunk on the caller does not starve the helpers), and blocks only when every
-//! queued chunk is taken and the next one to emit is still running elsewhere. So with
-//! `w` workers planned, `w` threads compute, and none waits for another to hand it
-//! work.
+//! ahead of what it has emitted (finished results wait for the ones before them).
+//! Helper tasks, spawned on the backend's threads, take chunks from the queue, run them
+//! and send back their partial results; the caller runs chunks from the same queue
+//! whenever it has nothing to emit (refilling the queue a few times per chunk), and
+//! blocks only when every queued chunk is taken and the next one to emit is still
+//! running elsewhere. So no thread waits for another to hand it work, and the caller
+//! holds no CPU it does not compute on.
+//!
+//! With `w` workers planned there are `w` helpers, one more than the caller's share
+//! would need: the caller cannot refill the queue while it is inside an item, and with
+//! only `w - 1` helpers one slow item on the caller (skewed work: a few items 100x the
+//! median) let them drain the queue and stop, and the job ran at 0.8-0.9 of rayon's
+//! speed. The spare helper keeps the backend's threads busy meanwhile; the caller then
+//! finds fewer queued chunks to run itself. Where the user capped the workers
+//! (`max_workers`, `AMORSIZE_MAX_WORKERS`) there are `w - 1`, so that no more than `w`
+//! items ever run at once.
 //!
 //! Helpers never block: a helper that waited for the caller could be a rayon thread
 //! that a user's nested rayon call is waiting on, and the two would wait for each
 //! other. A helper finds the queue empty and ends; the caller spawns helpers again when
-//! it queues chunks and fewer than `w - 1` are running.
+//! it queues chunks and fewer than allowed are running.
 //!
 //! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
 //! caller checks its [`Watch`], and when the items drift far off the plan it takes the
@@ -78,6 +85,9 @@ impl<'a> Spawn<'a> for blocking::Scope<'a> {
 /// How a pipeline starts: its width, and what may change its course.
 pub(crate) struct Start<'a> {
     pub workers: usize,
+    /// Whether the workers were capped by the user: no spare helper then (see the
+    /// module's notes).
+    pub capped: bool,
     pub watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
     pub end: Option<usize>,
@@ -228,6 +238,15 @@ struct Feed<'s, 'a, Sp, S, K, Src> {
     end: Option<usize>,
     /// The backend the helpers run on.
     backend: Backend,
+    /// Whether the workers were capped by the user (no spare helper).
+    capped: bool,
+}
+
+/// Helpers for a pipeline of `workers` workers (see the module's notes): one each, the
+/// caller working besides, or one fewer where the user capped the workers.
+pub(crate) fn helpers_for(workers: usize, capped: bool) -> usize {
+    let workers = workers.max(1);
+    if capped { workers - 1 } else { workers }
 }
 
 impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
@@ -287,12 +306,15 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
         let Some(course) = watch.check(at, remaining, self.backend) else {
             return;
         };
-        let workers = match course.backend {
-            Backend::Serial => 1,
-            _ => course.workers.max(1),
+        let (workers, helpers) = match course.backend {
+            // The caller alone.
+            Backend::Serial => (1, 0),
+            _ => (
+                course.workers.max(1),
+                helpers_for(course.workers, self.capped),
+            ),
         };
         self.src.replanned(course.chunk_size, workers);
-        let helpers = workers - 1;
         self.scope.allow(helpers);
         shared.most.store(helpers, Ordering::Release);
         self.window = crate::limits::in_flight_chunks(workers) as u64;
@@ -349,9 +371,9 @@ where
     K::Acc: 'a,
     Src: Iterator<Item = T>,
 {
-    /// A pipeline over `src` run by `workers` workers, the caller one of them, the
-    /// others helpers spawned in `scope`, with at most two chunks per worker queued or
-    /// running.
+    /// A pipeline over `src` run by `workers` workers, helpers spawned in `scope`
+    /// and the caller (see the module's notes), with at most two chunks per worker
+    /// queued or running.
     pub(crate) fn start(
         scope: &'s Sp,
         work: Work<'a, S, K>,
@@ -359,7 +381,7 @@ where
         course: Start<'a>,
     ) -> Self {
         let (results, received) = unbounded();
-        let helpers = course.workers.max(1) - 1;
+        let helpers = helpers_for(course.workers, course.capped);
         scope.allow(helpers);
         Pipeline {
             feed: Feed {
@@ -372,6 +394,7 @@ where
                 watch: course.watch,
                 end: course.end,
                 backend: Sp::BACKEND,
+                capped: course.capped,
             },
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),

@@ -4,7 +4,7 @@
 
 use super::input::Controls;
 use crate::limits::{MAX_CHUNK, MAX_THREADS, max_processes};
-use crate::options::{Options, Source};
+use crate::options::Options;
 use crate::plan::{Backend, Plan, Reason};
 
 /// The most workers `backend` may be pinned to with `cpus` CPUs.
@@ -50,7 +50,9 @@ pub(crate) fn fully_pinned(options: &Options, len: Option<usize>, cpus: usize) -
             });
         }
     }
-    if let Source::Environment(_) = options.source("max_workers") {
+    // Named whatever its source: it caps how many items run at once
+    // (`Plan::workers_capped`).
+    if ctl.max_workers.is_some() {
         plan.reasons
             .push(options.pin_reason("max_workers", given_workers.to_string()));
     }

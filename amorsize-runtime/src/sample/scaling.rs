@@ -1,22 +1,25 @@
 //! The two-thread efficiency `e2`: does this work scale on threads?
 //!
 //! Runs `m` real items on the calling thread, then `m` more on each of two threads at
-//! once, and compares: `e2 = wall(one thread, m items) / wall(two threads, 2m items)`
-//! (the two threads' span, from the first start to the last end), near 1 for work
-//! that scales and near 0.5 for work serialised on a lock (or a non-thread-safe
-//! library). The outputs are kept, in input order.
+//! once. Where the threads' CPU clocks can be read, `e2` is the share of their time the
+//! two threads spent computing, each from its start to its end: near 1 for work that
+//! scales, near 0.5 (or below) for work serialised on a lock or a non-thread-safe
+//! library, whose waiters do not compute. Items that differ in cost do not change it:
+//! the span of the two threads (the measure where no CPU clock can be read: `e2 =
+//! wall(one thread, m items) / wall(two threads, 2m items)`) doubles when one costly
+//! item lands in one half, and skewed work (a log-normal spread with a few 100x items)
+//! read 0.46-0.66 with it and was sent to worker processes.
 //!
 //! Times are plain wall times. On a machine busy with other programs two threads get
 //! less than two CPUs, so work that scales can read as if it did not; subtracting the
-//! time spent waiting for a CPU would fix that, but it would also hide a lock (a thread
-//! waiting for the lock's holder, who waits for a CPU, is itself counted as waiting for
-//! a CPU). So the time is not corrected; but when the one-thread phase already spent
-//! more than [`BUSY_SHARE`] of its time runnable without a CPU, the machine is busy and
-//! the measurement says more about it than about the work, so none is made: a low
-//! reading then could turn CPU-bound work serial (cheap items, for which processes do
-//! not pay either). Only the one-thread phase is judged: in the two-thread phase a lock
-//! itself makes threads queue for a CPU (each hand-over wakes the waiter), and that is
-//! what the measurement is for.
+//! time spent waiting for a CPU would fix that, but it would also hide a lock: a woken
+//! waiter is queued on its waker's CPU and waits there, runnable, while the lock's
+//! holder computes (measured: a 2 ms wait for the lock counted as 2 ms of run delay).
+//! So the time is not corrected; but when the one-thread phase already spent more than
+//! [`BUSY_SHARE`] of its time runnable without a CPU, the machine is busy and the
+//! measurement says more about it than about the work, so none is made: a low reading
+//! then could turn CPU-bound work serial (cheap items, for which processes do not pay
+//! either). Only the one-thread phase is judged.
 
 use std::panic::resume_unwind;
 use std::sync::{Barrier, Mutex, PoisonError};
@@ -64,8 +67,10 @@ where
         let mut st = stage.state();
         start.wait();
         let t0 = Instant::now();
+        let on_cpu0 = OnCpu::now();
         let out: Vec<S::Out> = serial_indexed(stage, &mut st, part);
-        (out, t0, Instant::now())
+        let share = on_cpu0.and_then(|c| c.share_since(t0));
+        (out, t0, Instant::now(), share)
     };
     // Held in a slot so that, should the thread not start, the items are still here.
     let slot = Mutex::new(Some(a));
@@ -85,28 +90,56 @@ where
                 let mut out: Vec<S::Out> = serial_indexed(stage, &mut st2, a);
                 out.extend(serial_indexed(stage, &mut st2, b));
                 let now = Instant::now();
-                (Ok((out, now, now)), Err(()))
+                (Ok((out, now, now, None)), Err(()))
             }
         }
     });
-    let (out_a, a0, a1) = match ra {
+    let (out_a, a0, a1, share_a) = match ra {
         Ok(r) => r,
         Err(payload) => resume_unwind(payload),
     };
     outputs.extend(out_a);
-    let Ok((out_b, b0, b1)) = rb else {
+    let Ok((out_b, b0, b1, share_b)) = rb else {
         return (outputs, None);
     };
     outputs.extend(out_b);
-    if one_waited > BUSY_SHARE * one {
+    // Too short a phase measures the second thread's wake-up, not the work.
+    if one_waited > BUSY_SHARE * one || one < MIN_PHASE_SECS {
         return (outputs, None);
     }
-    // The span of both: if the machine did not let them overlap, this reads as not
-    // scaling, the cheap mistake (see above).
-    let two = (a1.max(b1) - a0.min(b0)).as_secs_f64();
-    // Too short a phase measures the second thread's wake-up, not the work.
-    let e2 = (one >= MIN_PHASE_SECS && two > 0.0).then(|| (one / two).clamp(0.0, 1.0));
-    (outputs, e2)
+    let e2 = match (share_a, share_b) {
+        (Some((cpu_a, wall_a)), Some((cpu_b, wall_b))) if wall_a + wall_b > 0.0 => {
+            (cpu_a + cpu_b) / (wall_a + wall_b)
+        }
+        _ => {
+            // The span of both: if the machine did not let them overlap, this reads as
+            // not scaling, the cheap mistake (see above).
+            let two = (a1.max(b1) - a0.min(b0)).as_secs_f64();
+            if two <= 0.0 {
+                return (outputs, None);
+            }
+            one / two
+        }
+    };
+    (outputs, Some(e2.clamp(0.0, 1.0)))
+}
+
+/// A thread's CPU clock.
+#[derive(Clone, Copy)]
+struct OnCpu(f64);
+
+impl OnCpu {
+    /// The calling thread's, if its CPU clock can be read.
+    fn now() -> Option<OnCpu> {
+        super::clock::thread_cpu_secs().map(OnCpu)
+    }
+
+    /// The calling thread's CPU time since `self` and its wall time since `t0` (read
+    /// with `self`).
+    fn share_since(self, t0: Instant) -> Option<(f64, f64)> {
+        let now = OnCpu::now()?;
+        Some(((now.0 - self.0).max(0.0), t0.elapsed().as_secs_f64()))
+    }
 }
 
 /// Runs consecutive `(index, item)` pairs through the stage's serial form.
