@@ -5,25 +5,23 @@
 //! lines, default 300000). It writes the file under the system temp directory, parses
 //! it, and removes it.
 //!
-//! What it gets with 2 CPUs available, and why (measured with nothing else running;
-//! timings move by 10-30% from run to run, more for parsing):
+//! What it gets with 2 CPUs available, and why (two runs; each section runs serial,
+//! plain rayon and `par_auto` interleaved, 5 times; timings move by 10-30% from run to
+//! run, more for parsing, whose millions of small strings make whoever allocates after
+//! a free pay glibc's consolidation):
 //!
-//! - Totals (`fold_reduce` over the 300,000 parsed events): `rayon x2, chunk 5796: est.
-//!   1.46x serial (297000 items x 26 ns)`. Tens of nanoseconds an item, but 300,000 of
-//!   them are several milliseconds, enough to pay for two rayon workers. Serial 25.6 ms,
-//!   par_auto 16.9 ms (1.51x; 1.33x-1.51x over several runs).
-//! - Parsing under `#[auto_parallel]`, lines collected first: `rayon x2, chunk 1838: est.
-//!   1.93x serial (296999 items x 901 ns)`: CPU-bound, even, 300,000 items. Serial 241 ms,
-//!   auto 184 ms (1.31x), but anywhere from 0.7x to 1.4x over several runs: far below the
-//!   estimate, and below plain rayon on the same lines (about 1.8x); see
-//!   docs/examples.md.
-//! - Parsing straight from `text.lines()`: `rayon x2, chunk 358: est. 1.47x serial (4239
-//!   items x 480 ns)` and "input length unknown; estimated 4239 more items". `lines()`
-//!   cannot tell how many lines are left, so amorsize assumes as many again as its 2 ms
-//!   sample saw, plans for a job of about 4 ms (rayon with small chunks, or serial when
-//!   the estimate falls below 1.2x, from one run to the next), and keeps that plan for
-//!   all 300,000 lines. 1.23x in that run, 0.7x-1.2x over several runs. Collect the
-//!   lines first.
+//! - Totals (`fold_reduce` over the 300,000 parsed events): `rayon x2, chunk 2760: est.
+//!   1.71x serial (300000 items x 47 ns)`. Tens of nanoseconds an item, but 300,000 of
+//!   them are several milliseconds, enough to pay for two rayon workers. Serial 11.4-11.9
+//!   ms, rayon 7.3-9.7 ms, par_auto 5.7-6.3 ms (1.28-1.55 of rayon's speed).
+//! - Parsing under `#[auto_parallel]`, lines collected first: `rayon x2, chunk 761: est.
+//!   1.95x serial (300000 items x 676 ns)`: CPU-bound, even, 300,000 items. Serial 205
+//!   ms, rayon 150-154 ms, par_auto 105-108 ms (1.43 of rayon's speed).
+//! - Parsing straight from `text.lines()` (rayon: `par_lines`): `lines()` cannot tell
+//!   how many lines are left, so amorsize assumes as many again as its sample saw, and
+//!   re-plans (and learns for the next call) as the input turns out longer. Serial
+//!   223-245 ms, rayon 128-134 ms, par_auto 95-97 ms (1.35-1.38 of rayon's speed).
+//!   Collecting the lines first still gives the model the length from the start.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -148,6 +146,40 @@ fn parse_streaming(text: &str, seen: &mut Option<Plan>) -> serde_json::Result<Ve
         .collect()
 }
 
+/// Plain rayon on the collected lines: what `par_auto` is measured against.
+fn parse_rayon(text: &str) -> serde_json::Result<Vec<Event>> {
+    use rayon::prelude::*;
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .par_iter()
+        .map(|line| serde_json::from_str(line))
+        .collect()
+}
+
+/// Plain rayon straight from the text (`par_lines`).
+fn parse_rayon_streaming(text: &str) -> serde_json::Result<Vec<Event>> {
+    use rayon::prelude::*;
+    text.par_lines().map(serde_json::from_str).collect()
+}
+
+/// Plain rayon totals.
+fn totals_rayon(events: &[Event]) -> BTreeMap<&str, i64> {
+    use rayon::prelude::*;
+    events
+        .par_iter()
+        .filter_map(net_amount)
+        .fold(BTreeMap::new, add)
+        .reduce(BTreeMap::new, merge)
+}
+
+/// Adds the totals of `b` to `a`.
+fn merge<'a>(mut a: BTreeMap<&'a str, i64>, b: BTreeMap<&'a str, i64>) -> BTreeMap<&'a str, i64> {
+    for (country, cents) in b {
+        *a.entry(country).or_insert(0) += cents;
+    }
+    a
+}
+
 /// Net amount per country over the purchases and refunds.
 fn totals_serial(events: &[Event]) -> BTreeMap<&str, i64> {
     events
@@ -163,12 +195,7 @@ fn totals_auto<'a>(events: &'a [Event], seen: &mut Option<Plan>) -> BTreeMap<&'a
         .par_auto()
         .on_plan(|p| *seen = Some(p.clone()))
         .filter_map(net_amount)
-        .fold_reduce(BTreeMap::new, add, |mut a, b| {
-            for (country, cents) in b {
-                *a.entry(country).or_insert(0) += cents;
-            }
-            a
-        })
+        .fold_reduce(BTreeMap::new, add, merge)
 }
 
 fn net_amount(e: &Event) -> Option<(&str, i64)> {
@@ -198,18 +225,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs `serial` and `auto` `REPS` times, interleaved (so that a busy machine slows both
-/// alike), asserts that they agree, and prints the median times.
+/// Runs `serial`, plain `rayon` and `auto` `REPS` times, interleaved (so that a busy
+/// machine slows them alike), asserts that they agree, and prints the median times.
 fn compare<R: PartialEq + std::fmt::Debug>(
     title: &str,
     mut serial: impl FnMut() -> R,
+    mut rayon: impl FnMut() -> R,
     mut auto: impl FnMut() -> R,
 ) {
     const REPS: usize = 5;
-    let (mut t_serial, mut t_cached, mut first) = (Vec::new(), Vec::new(), Duration::ZERO);
+    let (mut t_serial, mut t_rayon, mut t_cached, mut first) =
+        (Vec::new(), Vec::new(), Vec::new(), Duration::ZERO);
     for rep in 0..REPS {
         let (t, expected) = timed(&mut serial);
         t_serial.push(t);
+        let (t, got) = timed(&mut rayon);
+        assert_eq!(got, expected, "{title}: rayon must give the serial result");
+        t_rayon.push(t);
         let (t, got) = timed(&mut auto);
         assert_eq!(
             got, expected,
@@ -221,13 +253,19 @@ fn compare<R: PartialEq + std::fmt::Debug>(
             t_cached.push(t);
         }
     }
-    let (serial, cached) = (median(t_serial), median(t_cached));
+    let (serial, rayon, cached) = (median(t_serial), median(t_rayon), median(t_cached));
     println!("  serial   {serial:>9.1?}   median of {REPS}");
+    println!(
+        "  rayon    {rayon:>9.1?}   median of {REPS}: {:.2}x serial",
+        serial.as_secs_f64() / rayon.as_secs_f64()
+    );
     println!("  auto     {first:>9.1?}   first call: sampling and planning included");
     println!(
-        "  auto     {cached:>9.1?}   median of {}, plan cached: {:.2}x serial\n",
+        "  auto     {cached:>9.1?}   median of {}, plan cached: {:.2}x serial, {:.2} of \
+         rayon's speed\n",
         REPS - 1,
-        serial.as_secs_f64() / cached.as_secs_f64()
+        serial.as_secs_f64() / cached.as_secs_f64(),
+        rayon.as_secs_f64() / cached.as_secs_f64()
     );
 }
 
@@ -256,6 +294,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compare(
         "totals",
         || totals_serial(&events),
+        || totals_rayon(&events),
         || totals_auto(&events, &mut plan),
     );
     let plan = plan.expect("on_plan is always called");
@@ -270,6 +309,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compare(
         "parse",
         || parse_serial(&text).map_err(|e| e.to_string()),
+        || parse_rayon(&text).map_err(|e| e.to_string()),
         || parse_events(&text).map_err(|e| e.to_string()),
     );
 
@@ -279,6 +319,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compare(
         "parse_streaming",
         || parse_serial(&text).map_err(|e| e.to_string()),
+        || parse_rayon_streaming(&text).map_err(|e| e.to_string()),
         || parse_streaming(&text, &mut plan).map_err(|e| e.to_string()),
     );
     let plan = plan.expect("on_plan is always called");
