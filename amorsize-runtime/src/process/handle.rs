@@ -507,7 +507,7 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 const COALESCE_GAP: Duration = Duration::from_micros(200);
 /// How long the reader lets replies gather in the pipe when they come that close: a
 /// fraction of any chunk worth sending to a process.
-const COALESCE_PAUSE: Duration = Duration::from_micros(500);
+const COALESCE_PAUSE: Duration = Duration::from_micros(1000);
 
 /// Reads frames until the worker's output ends (or it breaks the protocol), reaps it,
 /// ends its writer thread (dropping `ended`) and reports `Closed`.
