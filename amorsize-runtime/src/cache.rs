@@ -219,18 +219,24 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
             return None;
         }
         q.since += 1;
-        Some(hook.is_some().then(|| Arc::clone(&q.entry.plan)))
+        // Taken out of the slot while the hook runs (it may start jobs of its own,
+        // which use the slot), and put back after: no reference count to touch.
+        Some(hook.is_some().then(|| quick.take()).flatten())
     });
-    match plan {
-        Some(plan) => {
-            // Outside the memo's borrow: the hook may start jobs of its own.
-            if let (Some(hook), Some(plan)) = (hook.take(), plan) {
-                hook(&plan);
+    let Some(taken) = plan else {
+        return false;
+    };
+    if let (Some(hook), Some(q)) = (hook.take(), taken) {
+        hook(&q.entry.plan);
+        QUICK.with(|quick| {
+            let mut quick = quick.borrow_mut();
+            // A job the hook started may have left its own memo: the newer one stays.
+            if quick.is_none() {
+                *quick = Some(q);
             }
-            true
-        }
-        None => false,
+        });
     }
+    true
 }
 
 /// The latest entry made from a sample at `key`'s call site, for any input size.
