@@ -528,9 +528,7 @@ fn read_loop(watched: Watched<'_>, events: &Sender<Event>, ended: Sender<()>) {
                     // of two CPUs from lock-bound work. The replies wait in the pipe,
                     // written as each item ends, so a worker that dies meanwhile loses
                     // none of them.
-                    if r.buffer().is_empty()
-                        && last_frame.is_some_and(|t| now - t < COALESCE_GAP)
-                    {
+                    if r.buffer().is_empty() && last_frame.is_some_and(|t| now - t < COALESCE_GAP) {
                         std::thread::sleep(COALESCE_PAUSE);
                     }
                     last_frame = Some(now);
