@@ -105,6 +105,9 @@ pub(crate) struct Entry {
     /// plan can be re-made for another input length without measuring again; `None`
     /// for plans the model did not make.
     pub machine: Option<Arc<MachineProfile>>,
+    /// The key's disk entry holds what the plan was made from (so a re-check that
+    /// finds the same need not write it again).
+    pub on_disk: bool,
     uses: AtomicU32,
 }
 
@@ -213,8 +216,13 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
         if len > q.items {
             return None;
         }
-        if recheck_due(q.base.wrapping_add(q.since).wrapping_add(1)) {
-            // Handed to `get`, which counts this use and sees the re-check.
+        let uses = q.base.wrapping_add(q.since).wrapping_add(1);
+        if recheck_due(uses) {
+            // Handed to `get`, which counts this use and so sees the re-check: the
+            // entry's count is set to just below it (other threads' memos may have
+            // moved it past; the count only schedules re-checks).
+            q.entry.uses.store(uses.wrapping_sub(1), Ordering::Relaxed);
+            q.since = 0;
             *quick = None;
             return None;
         }
@@ -249,7 +257,8 @@ pub(crate) fn site(key: &Key) -> Option<Arc<Entry>> {
 }
 
 /// Stores the plan made for `key`; later hits see it as coming from the cache.
-pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
+/// `on_disk`: the key's disk entry holds what the plan was made from.
+pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>, on_disk: bool) {
     let mut plan = plan.clone();
     plan.origin = Origin::Cache;
     let sampled = plan.sample.items > 0;
@@ -262,6 +271,7 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>) {
     let entry = Arc::new(Entry {
         plan: Arc::new(plan),
         machine,
+        on_disk,
         uses: AtomicU32::new(uses),
     });
     if sampled {

@@ -427,14 +427,8 @@ fn read_bounded(path: &Path) -> io::Result<Result<Vec<u8>, Invalid>> {
     let limit = (HEADER_LEN + MAX_PAYLOAD) as u64;
     // Without asking for the size first (a system call on a first call's path): at
     // most one byte more than any entry is read, so an oversized file is told apart.
-    let mut bytes = vec![0; 4096];
-    let mut file = file.take(limit + 1);
-    let n = file.read(&mut bytes)?;
-    bytes.truncate(n);
-    // A short read of a regular file is its end: one read for every entry written here.
-    if n == 4096 {
-        file.read_to_end(&mut bytes)?;
-    }
+    let mut bytes = Vec::with_capacity(4096);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Ok(Err(Invalid::Corrupt(format!(
             "more than {limit} bytes, larger than any entry"

@@ -191,7 +191,8 @@ where
                     super::Processes::new(&call, fold, Vec::new(), items, chunk).cannot_start(why)
                 }
             }
-            .item_timeout(run.item_timeout);
+            .item_timeout(run.item_timeout)
+            .expected_item_secs(plan.sample.mean_item_secs);
             fin.chunks(fold, head, accs)
         }
         #[cfg(all(unix, feature = "cluster"))]

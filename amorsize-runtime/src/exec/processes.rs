@@ -28,9 +28,26 @@ use crossbeam_channel::Select;
 use crate::error::{Error, ErrorKind};
 use crate::plumbing::ChunkFold;
 use crate::process::frame::{self, FromWorker};
-use crate::process::handle::{Event, Exit, Worker};
+use crate::process::handle::{Event, Exit, MAX_REPLY_PAUSE, Worker};
 use crate::process::idle;
 use crate::process::task_call::{Reply, TaskCall, serialize};
+
+/// How long a worker's replies may gather before they are read: a quarter of a chunk
+/// (`chunk_secs`; two chunks per worker are in flight, so it never waits for work) and
+/// of the item timeout, at most [`MAX_REPLY_PAUSE`]; nothing when the chunk's time is
+/// not known.
+fn reply_pause(chunk_secs: Option<f64>, item_timeout: Option<Duration>) -> Duration {
+    let Some(chunk) = chunk_secs else {
+        return Duration::ZERO;
+    };
+    let mut pause = Duration::try_from_secs_f64(chunk / 4.0)
+        .unwrap_or(MAX_REPLY_PAUSE)
+        .min(MAX_REPLY_PAUSE);
+    if let Some(limit) = item_timeout {
+        pause = pause.min(limit / 4);
+    }
+    pause
+}
 
 /// One encoded item on its way to a worker.
 struct Sent {
@@ -113,6 +130,8 @@ pub(crate) struct Processes<'a, T, O, K: ChunkFold<O>, Src> {
     cannot_start: Option<String>,
     /// The longest an item may run on a worker.
     item_timeout: Option<Duration>,
+    /// A chunk's expected time, when known: how long workers' replies may gather.
+    chunk_secs: Option<f64>,
 }
 
 impl<'a, T, O, K, Src> Processes<'a, T, O, K, Src>
@@ -146,8 +165,18 @@ where
             failure: None,
             cannot_start: None,
             item_timeout: None,
+            chunk_secs: None,
         }
     }
+
+    /// Tells the executor the expected time of an item, so that replies that come
+    /// close together are read a few at a time (see [`Worker::set_reply_pause`]).
+    pub(crate) fn expected_item_secs(mut self, secs: f64) -> Self {
+        let chunk = secs * self.chunk as f64;
+        self.chunk_secs = (chunk.is_finite() && chunk > 0.0).then_some(chunk);
+        self
+    }
+
 
     /// Kills a worker whose item runs longer than `limit`, failing that item.
     pub(crate) fn item_timeout(mut self, limit: Option<Duration>) -> Self {
@@ -271,6 +300,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         {
             return self.fail_piece(piece, &why);
         }
+        let pause = reply_pause(self.chunk_secs, self.item_timeout);
         let Some(slot) = self.slots.iter_mut().min_by_key(|s| s.pieces.len()) else {
             return self.fail_piece(piece, "no worker process");
         };
@@ -286,6 +316,7 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         if slot.pieces.is_empty() {
             slot.since = Instant::now();
         }
+        slot.worker.set_reply_pause(pause);
         // If the pipe is gone, the worker's `Closed` event re-dispatches the piece.
         slot.worker.send(out);
         piece.items.drain(..piece.next);
@@ -579,5 +610,20 @@ impl<T, O, K: ChunkFold<O>, Src> Drop for Processes<'_, T, O, K, Src> {
         for slot in self.slots.drain(..) {
             idle::check_in(slot.worker);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_gather_for_a_fraction_of_a_chunk_and_of_the_item_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(reply_pause(None, None), Duration::ZERO);
+        assert_eq!(reply_pause(Some(6e-3), None), MAX_REPLY_PAUSE);
+        assert_eq!(reply_pause(Some(200e-6), None), Duration::from_micros(50));
+        assert_eq!(reply_pause(Some(6e-3), Some(ms(1))), Duration::from_micros(250));
+        assert_eq!(reply_pause(Some(1e300), None), MAX_REPLY_PAUSE);
     }
 }

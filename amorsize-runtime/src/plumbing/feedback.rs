@@ -42,6 +42,8 @@ pub(crate) struct Feedback {
     /// Seconds per item over the first chunks that took [`MIN_EVIDENCE_SECS`] in all,
     /// as `f64` bits (0: not that far yet).
     first: AtomicU64,
+    /// Items and nanoseconds of the chunks recorded before `first` was set.
+    early: Mutex<(u64, u64)>,
 }
 
 impl Feedback {
@@ -59,25 +61,27 @@ impl Feedback {
             return;
         }
         self.chunks.fetch_add(1, Ordering::Relaxed);
-        let all_items =
-            (self.items.fetch_add(items as u64, Ordering::Relaxed)).saturating_add(items as u64);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
         let nanos = (secs * 1e9) as u64;
-        let all_nanos = self
-            .nanos
-            .fetch_add(nanos, Ordering::Relaxed)
-            .saturating_add(nanos);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
         // The first chunks of a ramp hold one item, two, four…: each carries a clock
         // read and an allocation that a chunk of the planned size spreads over
         // thousands of items (measured: 0.3-1.1 us for one 18 ns item in a fresh
-        // process). Only enough work together says what an item costs.
-        if all_nanos as f64 >= MIN_EVIDENCE_SECS * 1e9 && self.first.load(Ordering::Relaxed) == 0 {
-            let per_item = (all_nanos as f64 * 1e-9 / all_items as f64).max(f64::MIN_POSITIVE);
-            let _ = self.first.compare_exchange(
-                0,
-                per_item.to_bits(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+        // process). Only enough work together says what an item costs; it is added
+        // up under a lock (items and time together) until then.
+        if self.first.load(Ordering::Relaxed) == 0 {
+            let mut early = self.early.lock().unwrap_or_else(PoisonError::into_inner);
+            early.0 = early.0.saturating_add(items as u64);
+            early.1 = early.1.saturating_add(nanos);
+            if early.1 as f64 >= MIN_EVIDENCE_SECS * 1e9 {
+                let per_item = (early.1 as f64 * 1e-9 / early.0 as f64).max(f64::MIN_POSITIVE);
+                let _ = self.first.compare_exchange(
+                    0,
+                    per_item.to_bits(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
         }
     }
 

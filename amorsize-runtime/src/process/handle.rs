@@ -89,6 +89,9 @@ pub(crate) struct Worker {
     task: Option<&'static TaskEntry>,
     /// When it last went back to the idle pool.
     pub(super) idle_since: Instant,
+    /// How long its reader may let close replies gather, in nanoseconds (see
+    /// [`read_loop`]); 0: none.
+    reply_pause: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -116,6 +119,13 @@ impl Worker {
     /// The worker's events (frames, then `Closed`).
     pub(crate) fn events(&self) -> &Receiver<Event> {
         &self.events
+    }
+
+    /// Lets the reader gather replies that come close together for up to `pause` (see
+    /// [`read_loop`]); `Duration::ZERO` reads each as it comes.
+    pub(crate) fn set_reply_pause(&self, pause: Duration) {
+        let nanos = u64::try_from(pause.as_nanos()).unwrap_or(u64::MAX);
+        self.reply_pause.store(nanos, Ordering::Relaxed);
     }
 
     /// Queues bytes (whole frames) for the worker; `false` if its pipe is gone.
@@ -195,8 +205,10 @@ impl Worker {
         let writer = std::thread::Builder::new()
             .name(format!("amorsize-w{pid}-in"))
             .spawn(move || write_loop(stdin, &frames_rx, &ended_rx));
+        let reply_pause = Arc::new(AtomicU64::new(0));
         let reader = {
             let child = Arc::clone(&child);
+            let pause = Arc::clone(&reply_pause);
             std::thread::Builder::new()
                 .name(format!("amorsize-w{pid}-out"))
                 .spawn(move || {
@@ -206,7 +218,7 @@ impl Worker {
                         child: &child,
                         exited: false,
                     };
-                    read_loop(watched, &events_tx, ended_tx);
+                    read_loop(watched, (&events_tx, &pause), ended_tx);
                     on_exit(id);
                 })
         };
@@ -218,6 +230,7 @@ impl Worker {
             child,
             task: None,
             idle_since: Instant::now(),
+            reply_pause,
         };
         match (writer, reader) {
             (Ok(_), Ok(_)) => Ok(worker),
@@ -505,13 +518,17 @@ fn set_nonblocking(fd: RawFd) -> std::io::Result<()> {
 
 /// Replies closer together than this are read in batches (see [`read_loop`]).
 const COALESCE_GAP: Duration = Duration::from_micros(200);
-/// How long the reader lets replies gather in the pipe when they come that close: a
-/// fraction of any chunk worth sending to a process.
-const COALESCE_PAUSE: Duration = Duration::from_micros(1000);
+/// The longest the reader lets replies gather in the pipe (see
+/// [`Worker::set_reply_pause`]).
+pub(crate) const MAX_REPLY_PAUSE: Duration = Duration::from_micros(1000);
 
 /// Reads frames until the worker's output ends (or it breaks the protocol), reaps it,
 /// ends its writer thread (dropping `ended`) and reports `Closed`.
-fn read_loop(watched: Watched<'_>, events: &Sender<Event>, ended: Sender<()>) {
+fn read_loop(
+    watched: Watched<'_>,
+    (events, pause): (&Sender<Event>, &AtomicU64),
+    ended: Sender<()>,
+) {
     let child = watched.child;
     let mut r = BufReader::with_capacity(1 << 16, watched);
     let mut body = Vec::new();
@@ -527,9 +544,14 @@ fn read_loop(watched: Watched<'_>, events: &Sender<Event>, ended: Sender<()>) {
                     // sends to costs CPU the workers need; one per item took 15-20 %
                     // of two CPUs from lock-bound work. The replies wait in the pipe,
                     // written as each item ends, so a worker that dies meanwhile loses
-                    // none of them.
-                    if r.buffer().is_empty() && last_frame.is_some_and(|t| now - t < COALESCE_GAP) {
-                        std::thread::sleep(COALESCE_PAUSE);
+                    // none of them. The executor sets how long (a fraction of a chunk,
+                    // and of the item timeout), so that no worker waits for work.
+                    let pause = Duration::from_nanos(pause.load(Ordering::Relaxed));
+                    if !pause.is_zero()
+                        && r.buffer().is_empty()
+                        && last_frame.is_some_and(|t| now - t < COALESCE_GAP)
+                    {
+                        std::thread::sleep(pause);
                     }
                     last_frame = Some(now);
                 }

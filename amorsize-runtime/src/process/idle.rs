@@ -146,6 +146,8 @@ pub(crate) fn checkout_one() -> Result<Worker, StartError> {
 /// would hold more than [`max_idle_workers`].
 pub(crate) fn check_in(mut w: Worker) {
     w.idle_since = Instant::now();
+    // The next job sets its own.
+    w.set_reply_pause(Duration::ZERO);
     let dropped = {
         let mut pool = idle().lock().unwrap_or_else(PoisonError::into_inner);
         // Checked under the lock: a worker's reader thread reports `Closed` before it

@@ -152,10 +152,11 @@ impl Learn {
                 plan.backend
             ));
         }
-        if let Some(dk) = disk_key() {
+        let on_disk = disk_key().is_some_and(|dk| {
             cache::remember(dk, &stats, false);
-        }
-        cache::put(self.key, &learned, Some(machine));
+            true
+        });
+        cache::put(self.key, &learned, Some(machine), on_disk);
     }
 }
 
@@ -186,6 +187,11 @@ impl Recheck {
         if let Some(dk) = self.disk_key {
             cache::remember(dk, &stats, false);
         }
-        cache::put(self.key, &remade, Some(self.machine));
+        cache::put(
+            self.key,
+            &remade,
+            Some(self.machine),
+            self.disk_key.is_some(),
+        );
     }
 }

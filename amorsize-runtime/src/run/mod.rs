@@ -98,8 +98,8 @@ where
 /// (the plan cache has a serial plan for it): it then runs as plain serial code, after
 /// one lookup in a per-thread memo, with no clock read and none of the decision's
 /// bookkeeping. The same plan [`Job::decide`] would use, announced the same way (the
-/// hook is called; a warm plan is not logged). Not for a job that shows a bar, nor
-/// where a switch makes every job serial for its own reason.
+/// hook is called; a warm plan is not logged). Not for a job that shows a bar or has
+/// an item timeout, nor where a switch makes every job serial for its own reason.
 fn small_serial<I, S, H>(auto: &mut Request<I, S, H>) -> bool
 where
     I: Iterator,
@@ -110,7 +110,8 @@ where
     let Some(len) = exact_len(auto.source.size_hint()) else {
         return false;
     };
-    if auto.progress || SERIAL_BUILD || env::config().off {
+    // A bar counts items; an item timeout is named in the plan as not applied.
+    if auto.progress || auto.item_timeout.is_some() || SERIAL_BUILD || env::config().off {
         return false;
     }
     let context = crate::context::context();
@@ -263,7 +264,7 @@ where
                     let mut plan = model::plan(&stats, machine, &options);
                     plan.origin = Origin::Cache;
                     let plan = Arc::new(self.label(plan));
-                    cache::put(key, &plan, Some(Arc::clone(machine)));
+                    cache::put(key, &plan, Some(Arc::clone(machine)), entry.on_disk);
                     plan
                 }
                 _ => Arc::clone(&entry.plan),
@@ -304,24 +305,29 @@ where
             _ => None,
         };
         let recheck = previous.is_some();
+        // Whether this key's disk entry holds what the plan was made from.
+        let mut on_disk = false;
         let plan = if fully_pinned {
             model::fully_pinned(&options, len, probe::profile().cpu_budget)
         } else if let Some(plan) = (!recheck)
             .then(|| self.replan_from_known(key, disk_key, len, &options, &mut problems))
             .flatten()
         {
+            on_disk = plan.origin == Origin::Disk;
             plan
         } else {
             let plan = self.sample_and_plan(len, &options);
-            // Kept for later runs, unless a re-check found what is kept already; a task
-            // refused for processes is checked again.
+            // Kept for later runs, unless a re-check found what this key's entry keeps
+            // already; a task refused for processes is checked again.
             if let Some(dk) = disk_key
                 && plan.sample.items > 0
                 && self.refused.is_none()
-                && previous.is_none_or(|e| cache::worth_rewriting(&e.plan, &plan))
             {
-                let ended = plan.ended_in_sample().is_some();
-                problems.extend(cache::remember(dk, &plan.sample, ended));
+                on_disk = true;
+                if previous.is_none_or(|e| !e.on_disk || cache::worth_rewriting(&e.plan, &plan)) {
+                    let ended = plan.ended_in_sample().is_some();
+                    problems.extend(cache::remember(dk, &plan.sample, ended));
+                }
             }
             plan
         };
@@ -333,7 +339,7 @@ where
         let plan = Arc::new(plan);
         // A task refused for processes is checked again on the next call.
         if self.refused.is_none() {
-            cache::put(key, &plan, self.machine.clone());
+            cache::put(key, &plan, self.machine.clone(), on_disk);
             if !fully_pinned {
                 self.learn = Some(Learn {
                     key,

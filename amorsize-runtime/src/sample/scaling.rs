@@ -2,9 +2,12 @@
 //!
 //! Runs `m` real items on the calling thread, then `m` more on each of two threads at
 //! once. Where the threads' CPU clocks can be read, `e2` is the share of their time the
-//! two threads spent computing, each from its start to its end: near 1 for work that
-//! scales, near 0.5 (or below) for work serialised on a lock or a non-thread-safe
-//! library, whose waiters do not compute. Items that differ in cost do not change it:
+//! two threads spent computing, each from its start to its end, over the share one
+//! thread alone spent (items that wait part of their time are compared with
+//! themselves): near 1 for work that scales, near 0.5 (or below) for work serialised on
+//! a lock or a non-thread-safe library, whose waiters do not compute. Contention that
+//! burns CPU (a spin lock, a saturated memory bus) reads as scaling: worker processes
+//! would share the memory bus too, and spin locks in user code are rare. Items that differ in cost do not change it:
 //! the span of the two threads (the measure where no CPU clock can be read: `e2 =
 //! wall(one thread, m items) / wall(two threads, 2m items)`) doubles when one costly
 //! item lands in one half, and skewed work (a log-normal spread with a few 100x items)
@@ -53,7 +56,11 @@ where
     let mut items = items.into_iter();
     let d0 = super::clock::thread_run_delay_secs();
     let t = Instant::now();
+    let cpu_one = OnCpu::now();
     outputs.extend(serial_indexed(stage, st, items.by_ref().take(m)));
+    // The CPU share of one thread alone: items that wait part of their time (on I/O,
+    // on other threads) are compared with themselves, not with a thread that computes.
+    let share_one = cpu_one.and_then(|c| c.share_since(t));
     let one = t.elapsed().as_secs_f64();
     let one_waited = match (d0, super::clock::thread_run_delay_secs()) {
         (Some(a), Some(b)) => (b - a).max(0.0),
@@ -107,9 +114,11 @@ where
     if one_waited > BUSY_SHARE * one || one < MIN_PHASE_SECS {
         return (outputs, None);
     }
-    let e2 = match (share_a, share_b) {
-        (Some((cpu_a, wall_a)), Some((cpu_b, wall_b))) if wall_a + wall_b > 0.0 => {
-            (cpu_a + cpu_b) / (wall_a + wall_b)
+    let e2 = match (share_one, share_a, share_b) {
+        (Some((cpu_1, wall_1)), Some((cpu_a, wall_a)), Some((cpu_b, wall_b)))
+            if wall_a + wall_b > 0.0 && cpu_1 > 0.0 && wall_1 > 0.0 =>
+        {
+            ((cpu_a + cpu_b) / (wall_a + wall_b)) / (cpu_1 / wall_1)
         }
         _ => {
             // The span of both: if the machine did not let them overlap, this reads as
