@@ -132,6 +132,9 @@ pub(crate) struct Processes<'a, T, O, K: ChunkFold<O>, Src> {
     item_timeout: Option<Duration>,
     /// A chunk's expected time, when known: how long workers' replies may gather.
     chunk_secs: Option<f64>,
+    /// Events from busy workers and the time between them, in all: the time of an
+    /// item where the plan did not say (a fully pinned plan samples nothing).
+    observed: (u32, f64),
 }
 
 impl<'a, T, O, K, Src> Processes<'a, T, O, K, Src>
@@ -166,6 +169,7 @@ where
             cannot_start: None,
             item_timeout: None,
             chunk_secs: None,
+            observed: (0, 0.0),
         }
     }
 
@@ -176,7 +180,6 @@ where
         self.chunk_secs = (chunk.is_finite() && chunk > 0.0).then_some(chunk);
         self
     }
-
 
     /// Kills a worker whose item runs longer than `limit`, failing that item.
     pub(crate) fn item_timeout(mut self, limit: Option<Duration>) -> Self {
@@ -300,7 +303,11 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
         {
             return self.fail_piece(piece, &why);
         }
-        let pause = reply_pause(self.chunk_secs, self.item_timeout);
+        let chunk_secs = self.chunk_secs.or_else(|| {
+            let (events, secs) = self.observed;
+            (events >= 16).then(|| secs / f64::from(events) * self.chunk as f64)
+        });
+        let pause = reply_pause(chunk_secs, self.item_timeout);
         let Some(slot) = self.slots.iter_mut().min_by_key(|s| s.pieces.len()) else {
             return self.fail_piece(piece, "no worker process");
         };
@@ -391,7 +398,13 @@ impl<T, O, K: ChunkFold<O>, Src> Processes<'_, T, O, K, Src> {
     /// Handles one event of slot `i`. With `keep` false (stopping), replies are
     /// discarded and a dead worker's items are not sent again.
     fn handle(&mut self, i: usize, ev: Event, keep: bool) {
-        self.slots[i].since = Instant::now();
+        let now = Instant::now();
+        if !self.slots[i].pieces.is_empty() {
+            let (events, secs) = &mut self.observed;
+            *events = events.saturating_add(1);
+            *secs += (now - self.slots[i].since).as_secs_f64();
+        }
+        self.slots[i].since = now;
         let reply = match ev {
             Event::Frame(FromWorker::Output { index, payload }) => Ok((index, Ok(payload))),
             Event::Frame(FromWorker::Panicked {
@@ -623,7 +636,10 @@ mod tests {
         assert_eq!(reply_pause(None, None), Duration::ZERO);
         assert_eq!(reply_pause(Some(6e-3), None), MAX_REPLY_PAUSE);
         assert_eq!(reply_pause(Some(200e-6), None), Duration::from_micros(50));
-        assert_eq!(reply_pause(Some(6e-3), Some(ms(1))), Duration::from_micros(250));
+        assert_eq!(
+            reply_pause(Some(6e-3), Some(ms(1))),
+            Duration::from_micros(250)
+        );
         assert_eq!(reply_pause(Some(1e300), None), MAX_REPLY_PAUSE);
     }
 }

@@ -146,7 +146,7 @@ where
         m = ((SCALING_TARGET_SECS / t).ceil() as usize).clamp(1, SCALING_MAX_ITEMS);
         if let Some(n) = stats.remaining_items {
             // Never more than a quarter of what is left.
-            m = m.min(n / 12);
+            m = m.min(n / (4 * (1 + 2 * scaling::PAIRS)));
         }
     }
     let wire = match call {
@@ -154,7 +154,7 @@ where
         Some(_) => WIRE_ITEMS,
         None => 0,
     };
-    let want = (2 * k + 3 * m).max(wire);
+    let want = (2 * k + (1 + 2 * scaling::PAIRS) * m).max(wire);
     let mut items: Vec<(usize, T)> = (first_index..).zip(src.by_ref().take(want)).collect();
     let pulled = items.len();
     let exhausted = pulled < want;
