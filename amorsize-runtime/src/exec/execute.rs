@@ -126,10 +126,10 @@ where
     let watch = rest
         .steer
         .map(|steer| Watch::new(steer, rest.feedback, plan.sample.mean_item_secs));
-    let capped = plan.workers_capped();
+    let spare = super::pipeline::spare_helper(plan);
     let start = Start {
         workers,
-        capped,
+        spare,
         watch,
         end,
     };
@@ -163,7 +163,7 @@ where
         }),
         // The pool runs the helpers; the caller works besides (see `pipeline`).
         Backend::Threads => {
-            super::blocking::scope(super::pipeline::helpers_for(workers, capped), |s| {
+            super::blocking::scope(super::pipeline::helpers_for(workers, spare), |s| {
                 let (chunks, head, progress) = rest.into_chunks(chunk, estimated);
                 let chunks = chunks
                     .ramping()
@@ -219,7 +219,7 @@ where
         }
         _ => match start.watch {
             Some(watch) if worth_watching(plan) => {
-                watched_serial(work, fin, rest, watch, (end, capped), context)
+                watched_serial(work, fin, rest, watch, (end, spare), context)
             }
             _ => serial(stage, fold, fin, rest),
         },
@@ -252,7 +252,7 @@ fn watched_serial<'a, T, I, S, K, C>(
     fin: C,
     rest: Rest<'a, I, K::Acc, S::State>,
     watch: Watch<'a>,
-    (end, capped): (Option<usize>, bool),
+    (end, spare): (Option<usize>, bool),
     context: Context,
 ) -> C::Output
 where
@@ -284,7 +284,7 @@ where
             scope,
             work,
             end,
-            capped,
+            spare,
             progress,
             context,
         };
@@ -321,8 +321,8 @@ struct Watched<'s, 'a, S: Stage<T>, K: ChunkFold<S::Out>, T, I> {
     scope: &'s rayon::Scope<'a>,
     work: Work<'a, S, K>,
     end: Option<usize>,
-    /// Whether the user capped the workers (see `pipeline`).
-    capped: bool,
+    /// Whether a spare helper runs (see `pipeline::spare_helper`).
+    spare: bool,
     progress: &'a Progress,
     context: Context,
 }
@@ -431,7 +431,7 @@ where
             chunks.replanned(course.chunk_size, workers);
             let start = Start {
                 workers,
-                capped: self.capped,
+                spare: self.spare,
                 watch: Some(on.watch),
                 end: self.end,
             };

@@ -10,14 +10,16 @@
 //! running elsewhere. So no thread waits for another to hand it work, and the caller
 //! holds no CPU it does not compute on.
 //!
-//! With `w` workers planned there are `w` helpers, one more than the caller's share
-//! would need: the caller cannot refill the queue while it is inside an item, and with
-//! only `w - 1` helpers one slow item on the caller (skewed work: a few items 100x the
-//! median) let them drain the queue and stop, and the job ran at 0.8-0.9 of rayon's
-//! speed. The spare helper keeps the backend's threads busy meanwhile; the caller then
-//! finds fewer queued chunks to run itself. Where the user capped the workers
-//! (`max_workers`, `AMORSIZE_MAX_WORKERS`) there are `w - 1`, so that no more than `w`
-//! items ever run at once.
+//! With `w` workers planned there are `w - 1` helpers, or `w` where items take a
+//! microsecond or more ([`spare_helper`]): the caller cannot refill the queue while it
+//! is inside an item, and with only `w - 1` helpers one slow item on the caller (skewed
+//! work: a few items 100x the median) let them drain the queue and stop, and the job
+//! ran at 0.70-0.89 of rayon's speed (0.98-1.01 with the spare helper). The spare
+//! keeps the backend's threads busy meanwhile; the caller then finds fewer queued
+//! chunks to run itself. Cheaper items hold the caller too briefly to matter (it
+//! refills several times per chunk), and there the spare thread only competes for the
+//! CPUs. Where the user capped the workers (`max_workers`, `AMORSIZE_MAX_WORKERS`)
+//! there is none, so that no more than `w` items ever run at once.
 //!
 //! Helpers never block: a helper that waited for the caller could be a rayon thread
 //! that a user's nested rayon call is waiting on, and the two would wait for each
@@ -39,7 +41,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::blocking;
 use crate::context::{Context, acting_as};
-use crate::plan::Backend;
+use crate::plan::{Backend, Plan};
 use crate::plumbing::{ChunkFold, Chunker, Feedback, Stage, Watch};
 use crate::progress::Progress;
 
@@ -85,9 +87,8 @@ impl<'a> Spawn<'a> for blocking::Scope<'a> {
 /// How a pipeline starts: its width, and what may change its course.
 pub(crate) struct Start<'a> {
     pub workers: usize,
-    /// Whether the workers were capped by the user: no spare helper then (see the
-    /// module's notes).
-    pub capped: bool,
+    /// Whether a spare helper runs (see [`spare_helper`]).
+    pub spare: bool,
     pub watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
     pub end: Option<usize>,
@@ -238,15 +239,24 @@ struct Feed<'s, 'a, Sp, S, K, Src> {
     end: Option<usize>,
     /// The backend the helpers run on.
     backend: Backend,
-    /// Whether the workers were capped by the user (no spare helper).
-    capped: bool,
+    /// Whether a spare helper runs (see [`spare_helper`]).
+    spare: bool,
 }
 
-/// Helpers for a pipeline of `workers` workers (see the module's notes): one each, the
-/// caller working besides, or one fewer where the user capped the workers.
-pub(crate) fn helpers_for(workers: usize, capped: bool) -> usize {
+/// Items that take less than this get no spare helper (see the module's notes).
+const SPARE_MIN_ITEM_SECS: f64 = 1e-6;
+
+/// Whether a pipeline planned by `plan` runs a spare helper: items of a microsecond or
+/// more, and workers the user did not cap.
+pub(crate) fn spare_helper(plan: &Plan) -> bool {
+    !plan.workers_capped() && plan.sample.mean_item_secs >= SPARE_MIN_ITEM_SECS
+}
+
+/// Helpers for a pipeline of `workers` workers (see the module's notes): one fewer,
+/// the caller being the last, or one each with a spare.
+pub(crate) fn helpers_for(workers: usize, spare: bool) -> usize {
     let workers = workers.max(1);
-    if capped { workers - 1 } else { workers }
+    if spare { workers } else { workers - 1 }
 }
 
 impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
@@ -311,7 +321,7 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             Backend::Serial => (1, 0),
             _ => (
                 course.workers.max(1),
-                helpers_for(course.workers, self.capped),
+                helpers_for(course.workers, self.spare),
             ),
         };
         self.src.replanned(course.chunk_size, workers);
@@ -381,7 +391,7 @@ where
         course: Start<'a>,
     ) -> Self {
         let (results, received) = unbounded();
-        let helpers = helpers_for(course.workers, course.capped);
+        let helpers = helpers_for(course.workers, course.spare);
         scope.allow(helpers);
         Pipeline {
             feed: Feed {
@@ -394,7 +404,7 @@ where
                 watch: course.watch,
                 end: course.end,
                 backend: Sp::BACKEND,
-                capped: course.capped,
+                spare: course.spare,
             },
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
