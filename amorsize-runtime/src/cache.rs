@@ -286,15 +286,22 @@ pub(crate) fn put(key: Key, plan: &Plan, machine: Option<Arc<MachineProfile>>, o
 
 /// Whether a re-check's fresh plan differs enough from the cached one it replaces to be
 /// written to the disk cache again: another choice (backend or width), or a per-item
-/// time more than 2x off (the same threshold at which a running job re-plans). A call
-/// site re-checked in a hot loop then does not rewrite its file every time.
+/// time more than 2x off (the same threshold at which a running job re-plans) on a
+/// sample long enough to matter. A call site re-checked in a hot loop then does not
+/// rewrite its file every time.
 pub(crate) fn worth_rewriting(old: &Plan, new: &Plan) -> bool {
     let (a, b) = (old.sample.mean_item_secs, new.sample.mean_item_secs);
+    // A sample whose items together took less than this cannot change a decision
+    // whatever its per-item time (starting one thread costs more): 100 items of 1-3
+    // ns, timed 2x apart from one re-check to the next, are not a change.
+    const MATTERS_SECS: f64 = 20e-6;
+    let items = old.sample.items.max(new.sample.items) as f64;
+    let time_changed = a.max(b) * items >= MATTERS_SECS && !(a <= 2.0 * b && b <= 2.0 * a);
     old.backend != new.backend
         || old.workers != new.workers
         || old.main_reason().map(std::mem::discriminant)
             != new.main_reason().map(std::mem::discriminant)
-        || !(a <= 2.0 * b && b <= 2.0 * a)
+        || time_changed
 }
 
 /// The disk cache's kind for what a call site measured.

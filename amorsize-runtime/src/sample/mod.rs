@@ -91,6 +91,9 @@ where
     // its spread shows a mixture of computing and waiting items.
     let mut last_cpu = clock::thread_cpu_secs().map(|c| (c, start));
     let mut spans: Vec<(f64, f64)> = Vec::new();
+    // Time spent reading the CPU clocks and the run delay (a file read, tens of
+    // microseconds where the system is slow to open it): not the items'.
+    let mut overhead = 0.0;
     let mut elapsed;
 
     loop {
@@ -111,7 +114,7 @@ where
         let now = Instant::now();
         let secs = (now - last).as_secs_f64();
         last = now;
-        elapsed = (now - start).as_secs_f64();
+        elapsed = (now - start).as_secs_f64() - overhead;
         if done > 0 && items > done {
             batches.push((done, secs));
         }
@@ -132,6 +135,11 @@ where
                 process: clock::process_cpu_secs(),
                 run_delay: clock::thread_run_delay_secs(),
             });
+            // Its cost would otherwise be the next batch's: a sample of 1 ns items,
+            // preempted once, read 30 us an item and stopped after two.
+            let after = Instant::now();
+            overhead += (after - now).as_secs_f64();
+            last = after;
         }
         let mean = elapsed / items as f64;
         let budget = match total_hint {
