@@ -164,7 +164,9 @@ struct Quick {
     key: Key,
     generation: u64,
     /// The sample the call site's input ended in: calls of at most this many items.
-    items: usize,
+    /// `None` for a plan that is not such: remembered too, so that a warm parallel
+    /// call site does not look its plan up twice (here, then in [`get`]).
+    items: Option<usize>,
     /// The entry's use count when the memo was made, and the uses since.
     base: u32,
     since: u32,
@@ -206,14 +208,14 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
             *quick = Some(Quick {
                 key: *key,
                 generation,
-                items: entry.plan.ended_in_sample()?,
+                items: entry.plan.ended_in_sample(),
                 base: entry.uses.load(Ordering::Relaxed),
                 since: 0,
                 entry,
             });
         }
         let q = quick.as_mut()?;
-        if len > q.items {
+        if q.items.is_none_or(|items| len > items) {
             return None;
         }
         let uses = q.base.wrapping_add(q.since).wrapping_add(1);

@@ -60,7 +60,7 @@ pub(crate) struct Request<I, S, H> {
 }
 
 /// Runs a whole job: decides, then executes, then finishes with `fin`.
-pub(crate) fn drive<I, S, H, K, C>(auto: Request<I, S, H>, fold: K, fin: C) -> C::Output
+pub(crate) fn drive<I, S, H, K, C>(mut auto: Request<I, S, H>, fold: K, fin: C) -> C::Output
 where
     I: Iterator,
     I::Item: Send,
@@ -69,7 +69,6 @@ where
     K: ChunkFold<S::Out>,
     C: Finish<S::Out, K>,
 {
-    let mut auto = auto;
     if small_serial(&mut auto) {
         let mut state = auto.stage.state();
         return fin.serial(&fold, None, auto.stage.serial(&mut state, 0, auto.source));
