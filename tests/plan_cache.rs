@@ -97,3 +97,42 @@ fn a_call_site_whose_input_ended_in_the_sample_stays_plain_serial_and_is_recheck
         "{fresh} fresh samples in 300 calls"
     );
 }
+
+/// Tiny job `site` of six call sites, each of its own (the `match` arms), with a pinned
+/// job between: its output and whether its plan came from a fresh sample.
+fn one_of_six(site: usize, n: u64) -> (u64, bool) {
+    let mut fresh = false;
+    let mut hook = |p: &amorsize::Plan| fresh |= p.origin == Origin::Fresh;
+    let data: Vec<u64> = (0..n).collect();
+    let sum = match site {
+        0 => data.par_auto().on_plan(&mut hook).map(|x| x + 1).sum(),
+        1 => data.par_auto().on_plan(&mut hook).map(|x| x + 2).sum(),
+        2 => data.par_auto().on_plan(&mut hook).map(|x| x + 3).sum(),
+        3 => data.par_auto().on_plan(&mut hook).map(|x| x + 4).sum(),
+        4 => data.par_auto().on_plan(&mut hook).map(|x| x + 5).sum(),
+        _ => data.par_auto().on_plan(&mut hook).map(|x| x + 6).sum(),
+    };
+    // A pinned job between two tiny ones, as a program (or a benchmark) may run.
+    let pinned: u64 = (0..10u64).par_auto().backend(amorsize::Backend::Serial).sum();
+    assert_eq!(pinned, 45);
+    (sum, fresh)
+}
+
+#[test]
+fn tiny_jobs_that_alternate_keep_their_plans_and_their_recheck_schedule() {
+    // More call sites than a thread remembers: each is found again in the cache, and
+    // each re-checks on its own schedule (its uses are counted wherever it was
+    // remembered).
+    let mut fresh = [0usize; 6];
+    for call in 0..1800 {
+        let site = call % 6;
+        let (sum, was_fresh) = one_of_six(site, 50);
+        assert_eq!(sum, 1225 + 50 * (site as u64 + 1), "call {call}");
+        fresh[site] += usize::from(was_fresh);
+    }
+    // 300 uses each: the first (unless the disk cache had it), then the 64th, 128th
+    // and 256th sample again.
+    for (site, n) in fresh.iter().enumerate() {
+        assert!((3..=4).contains(n), "site {site}: {n} fresh samples in 300 calls");
+    }
+}

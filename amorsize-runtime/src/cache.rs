@@ -155,18 +155,16 @@ pub(crate) fn get(key: &Key) -> Lookup {
     }
 }
 
-/// Bumped by every [`put`]: a thread's [`QUICK`] memo is trusted only while it matches.
+/// Bumped by every [`put`]: a thread's [`MEMO`] is trusted only while it matches.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// A thread's last small serial plan (see [`small_serial`]): all a hot loop of tiny
+/// A small serial plan a thread used (see [`small_serial`]): all a hot loop of tiny
 /// jobs reads is this and [`GENERATION`], a cache line or two.
 struct Quick {
     key: Key,
     generation: u64,
     /// The sample the call site's input ended in: calls of at most this many items.
-    /// `None` for a plan that is not such: remembered too, so that a warm parallel
-    /// call site does not look its plan up twice (here, then in [`get`]).
-    items: Option<usize>,
+    items: usize,
     /// The entry's use count when the memo was made, and the uses since.
     base: u32,
     since: u32,
@@ -180,10 +178,53 @@ impl Drop for Quick {
     }
 }
 
+/// How many small serial plans a thread remembers: a loop that alternates a few tiny
+/// jobs (or a tiny job and a pinned one) keeps finding each of them.
+const MEMO_SLOTS: usize = 4;
+
+/// A thread's last few small serial plans, replaced in turn.
+struct Memo {
+    slots: [Option<Quick>; MEMO_SLOTS],
+    next: usize,
+}
+
 thread_local! {
-    /// The last small serial plan this thread used: a call site in a hot loop of tiny
-    /// jobs finds it again without the table's lock, a reference count or the entry.
-    static QUICK: RefCell<Option<Quick>> = const { RefCell::new(None) };
+    /// The small serial plans this thread used last: a call site in a hot loop of tiny
+    /// jobs finds its plan again without the table's lock, a reference count or the
+    /// entry.
+    static MEMO: RefCell<Memo> = const {
+        RefCell::new(Memo {
+            slots: [const { None }; MEMO_SLOTS],
+            next: 0,
+        })
+    };
+}
+
+impl Memo {
+    /// The slot remembering `key` (current or not), if any.
+    fn slot(&mut self, key: &Key) -> Option<&mut Option<Quick>> {
+        self.slots
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|q| q.key == *key))
+    }
+
+    /// Remembers `key`'s small serial plan, in place of what it remembered for the key
+    /// or else of the oldest slot.
+    fn remember(&mut self, quick: Quick) -> &mut Quick {
+        let at = match self
+            .slots
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|q| q.key == quick.key))
+        {
+            Some(at) => at,
+            None => {
+                let at = self.next;
+                self.next = (at + 1) % MEMO_SLOTS;
+                at
+            }
+        };
+        self.slots[at].insert(quick)
+    }
 }
 
 /// Whether the cache holds, for `key`, a serial plan whose call site's input ended
@@ -193,30 +234,43 @@ thread_local! {
 /// called with the plan.
 pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut Option<H>) -> bool {
     let generation = GENERATION.load(Ordering::Acquire);
-    let plan = QUICK.with(|quick| {
-        let mut quick = quick.borrow_mut();
-        if !quick
-            .as_ref()
-            .is_some_and(|q| q.generation == generation && q.key == *key)
-        {
-            *quick = None;
-            let entry = table()
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(key)
-                .cloned()?;
-            *quick = Some(Quick {
-                key: *key,
-                generation,
-                items: entry.plan.ended_in_sample(),
-                base: entry.uses.load(Ordering::Relaxed),
-                since: 0,
-                entry,
-            });
-        }
-        let q = quick.as_mut()?;
-        if q.items.is_none_or(|items| len > items) {
-            return None;
+    MEMO.with(|cell| {
+        // Borrowed already: this job was started by the hook of an outer one (below),
+        // and takes the ordinary path.
+        let Ok(mut memo) = cell.try_borrow_mut() else {
+            return false;
+        };
+        let current = memo
+            .slot(key)
+            .and_then(|slot| slot.as_mut())
+            .filter(|q| q.generation == generation);
+        let q = match current {
+            Some(q) => q,
+            None => {
+                let Some(entry) = table()
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(key)
+                    .cloned()
+                else {
+                    return false;
+                };
+                // Only small serial plans: any other plan is looked up by `get`.
+                let Some(items) = entry.plan.ended_in_sample() else {
+                    return false;
+                };
+                memo.remember(Quick {
+                    key: *key,
+                    generation,
+                    items,
+                    base: entry.uses.load(Ordering::Relaxed),
+                    since: 0,
+                    entry,
+                })
+            }
+        };
+        if len > q.items {
+            return false;
         }
         let uses = q.base.wrapping_add(q.since).wrapping_add(1);
         if recheck_due(uses) {
@@ -225,28 +279,23 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
             // moved it past; the count only schedules re-checks).
             q.entry.uses.store(uses.wrapping_sub(1), Ordering::Relaxed);
             q.since = 0;
-            *quick = None;
-            return None;
+            if let Some(slot) = memo.slot(key) {
+                *slot = None;
+            }
+            return false;
         }
         q.since += 1;
-        // Taken out of the slot while the hook runs (it may start jobs of its own,
-        // which use the slot), and put back after: no reference count to touch.
-        Some(hook.is_some().then(|| quick.take()).flatten())
-    });
-    let Some(taken) = plan else {
-        return false;
-    };
-    if let (Some(hook), Some(q)) = (hook.take(), taken) {
-        hook(&q.entry.plan);
-        QUICK.with(|quick| {
-            let mut quick = quick.borrow_mut();
-            // A job the hook started may have left its own memo: the newer one stays.
-            if quick.is_none() {
-                *quick = Some(q);
+        drop(memo);
+        if let Some(hook) = hook.take() {
+            // Under a shared borrow: a job the hook starts takes the ordinary path
+            // (above), and nothing is moved or reference-counted for the call.
+            let memo = cell.borrow();
+            if let Some(q) = memo.slots.iter().flatten().find(|q| q.key == *key) {
+                hook(&q.entry.plan);
             }
-        });
-    }
-    true
+        }
+        true
+    })
 }
 
 /// The latest entry made from a sample at `key`'s call site, for any input size.
