@@ -27,10 +27,53 @@ macro_rules! consumer {
     };
 }
 
-consumer!(
-    /// `collect()` into any collection.
-    Collect<C>, |it| it.collect(), C, where C: FromIterator<T>
-);
+/// `collect()` into any collection.
+pub(crate) struct Collect<C>(PhantomData<fn() -> C>);
+
+impl<C> Collect<C> {
+    pub(crate) fn new() -> Self {
+        Collect(PhantomData)
+    }
+}
+
+impl<T, C: FromIterator<T>> Items<T> for Collect<C> {
+    type Output = C;
+
+    fn consume<I: Iterator<Item = T>>(self, it: I) -> C {
+        it.collect()
+    }
+
+    /// A `Vec` is built chunk by chunk, one copy of each chunk's outputs (and the
+    /// first chunk's allocation reused), where `collect` through `flatten` moves them
+    /// one at a time: 3.3 ms against 0.6 ms for a million `u64`s in chunks of 6,400,
+    /// on the caller's thread, which is also a worker. Any other collection is
+    /// collected as std would.
+    fn consume_chunks<I: Iterator<Item = Vec<T>>>(self, head: Option<Vec<T>>, chunks: I) -> C {
+        if !same_type::<Vec<T>, C>() {
+            return head.into_iter().chain(chunks).flatten().collect();
+        }
+        let mut out: Vec<T> = Vec::new();
+        for mut chunk in head.into_iter().chain(chunks) {
+            if out.is_empty() {
+                out = chunk;
+            } else {
+                out.append(&mut chunk);
+            }
+        }
+        let out = std::mem::ManuallyDrop::new(out);
+        // SAFETY: `C` is `Vec<T>` (`same_type`), so reading a `Vec<T>` as a `C` reads
+        // the very same type, and `out` is not dropped: ownership of its buffer moves to
+        // the `C`. `typeid` ignores lifetimes, but they agree as well: the only
+        // `FromIterator` a `Vec<X>` implements is `FromIterator<X>`, so `C:
+        // FromIterator<T>` holds for a `Vec` only with `X` exactly `T`.
+        unsafe { std::mem::transmute_copy::<Vec<T>, C>(&out) }
+    }
+}
+
+/// Whether `A` and `B` are the same type (lifetimes aside).
+fn same_type<A, B>() -> bool {
+    typeid::of::<A>() == typeid::of::<B>()
+}
 consumer!(
     /// `sum()`.
     Sum<S>, |it| it.sum(), S, where S: std::iter::Sum<T>

@@ -41,6 +41,15 @@ impl<T: Send> ChunkFold<T> for KeepOutputs {
 pub(crate) trait Items<T> {
     type Output;
     fn consume<I: Iterator<Item = T>>(self, items: I) -> Self::Output;
+
+    /// Consumes the results as the executors deliver them: the sampled head, then each
+    /// chunk's outputs, in order. One at a time unless the consumer knows better.
+    fn consume_chunks<I: Iterator<Item = Vec<T>>>(self, head: Option<Vec<T>>, chunks: I) -> Self::Output
+    where
+        Self: Sized,
+    {
+        self.consume(head.into_iter().chain(chunks).flatten())
+    }
 }
 
 /// How a job ends. `head` is the sampled items' outputs, folded by `K` like a chunk
@@ -92,6 +101,6 @@ impl<T: Send, C: Items<T>> Finish<T, KeepOutputs> for C {
         head: Option<Vec<T>>,
         accs: I,
     ) -> C::Output {
-        self.consume(head.into_iter().chain(accs).flatten())
+        self.consume_chunks(head, accs)
     }
 }
