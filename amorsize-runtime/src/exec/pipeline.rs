@@ -21,10 +21,20 @@
 //! CPUs. Where the user capped the workers (`max_workers`, `AMORSIZE_MAX_WORKERS`)
 //! there is none, so that no more than `w` items ever run at once.
 //!
-//! Helpers never block: a helper that waited for the caller could be a rayon thread
-//! that a user's nested rayon call is waiting on, and the two would wait for each
-//! other. A helper finds the queue empty and ends; the caller spawns helpers again when
-//! it queues chunks and fewer than allowed are running.
+//! A helper that finds the queue empty waits for the caller to queue more, until the
+//! source has no more items. It used to end at once and be spawned again, and a rayon
+//! thread that ends a job spins before it sleeps, calling `sched_yield` between looks
+//! for work: on a CPU shared with the caller each of those calls gave the caller a
+//! whole time slice, while rayon, counting that thread as awake, woke no other for the
+//! new helper. Right after a rayon job the next helper then started 2-4 ms late, again
+//! and again, and the job ran at serial speed (0.5-0.75 of rayon's in one of every two
+//! calls). Waiting never blocks for long: a waiting helper sleeps in short slices
+//! and, on a rayon thread, runs any rayon work that is waiting in between, so a
+//! user's nested rayon call that needs this thread is not held up; and it ends after
+//! [`WAIT_MOST`] without a chunk, since rayon may have stacked it on work that cannot
+//! finish before it returns (the two would otherwise wait for each other). The caller
+//! wakes waiting helpers when it queues chunks, when the source ends and when the job
+//! stops.
 //!
 //! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
 //! caller checks its [`Watch`], and when the items drift far off the plan it takes the
@@ -112,7 +122,21 @@ struct Shared<T, A> {
     /// Set when the job stops (a panic, or the consumer stopped early): chunks not yet
     /// started are skipped.
     stop: AtomicBool,
+    /// Set when the source has no more items: every chunk is queued or taken.
+    fed: AtomicBool,
+    /// Helpers waiting for chunks, to wake when there is news, and how many.
+    waiting: Mutex<Vec<thread::Thread>>,
+    waiting_count: AtomicUsize,
 }
+
+/// The longest a waiting helper sleeps before it looks again (for rayon work too).
+const WAIT_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
+/// The longest a helper waits for its next chunk before it ends: rayon may have run
+/// it on top of other work on a thread's stack (a thread waiting inside a user's
+/// nested rayon call takes up whatever job is pending, our helpers too), and that work
+/// cannot finish before the helper returns. The caller refills the queue a few times
+/// per chunk it runs: a helper that waits this long is not missed.
+const WAIT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl<T, A> Shared<T, A> {
     fn pop(&self) -> Option<Queued<T>> {
@@ -129,6 +153,92 @@ impl<T, A> Shared<T, A> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_empty()
+    }
+
+    /// The next chunk for a helper: one queued, or else one the caller queues while the
+    /// source has more. `None` when there is none to wait for, the job stopped, or a
+    /// re-plan wants fewer helpers; the helper is then no longer counted as running.
+    fn next_for_helper(&self) -> Option<Queued<T>> {
+        let since = std::time::Instant::now();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return self.leave();
+            }
+            if let Some(chunk) = self.pop() {
+                return Some(chunk);
+            }
+            if self.fed.load(Ordering::Acquire) {
+                // The last chunks may have been queued just before the source ended.
+                return self.pop().or_else(|| self.leave());
+            }
+            if self.retire() {
+                return None;
+            }
+            if since.elapsed() >= WAIT_MOST {
+                return self.leave();
+            }
+            // Rayon work waiting for this thread first (a nested call in an item).
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                continue;
+            }
+            self.wait();
+        }
+    }
+
+    /// Ends a helper's count; takes it up again if the caller queued chunks after the
+    /// helper looked and, counting it as running, spawned none for them.
+    fn leave(&self) -> Option<Queued<T>> {
+        self.helpers.fetch_sub(1, Ordering::AcqRel);
+        if self.stop.load(Ordering::Relaxed) || !self.queued() || !self.join() {
+            return None;
+        }
+        self.next_for_helper()
+    }
+
+    /// Stops counting one helper, if more run than a re-plan allows.
+    fn retire(&self) -> bool {
+        let most = self.most.load(Ordering::Acquire);
+        self.helpers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > most).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    /// Sleeps until the caller has news ([`Shared::wake`]), for at most [`WAIT_SLICE`].
+    fn wait(&self) {
+        let me = thread::current();
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            waiting.push(me.clone());
+            self.waiting_count.store(waiting.len(), Ordering::SeqCst);
+        }
+        // Looked at again after registering: news that came before are seen here, news
+        // that come after find this helper registered.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let news = self.queued()
+            || self.stop.load(Ordering::Relaxed)
+            || self.fed.load(Ordering::Acquire)
+            || self.helpers.load(Ordering::Acquire) > self.most.load(Ordering::Acquire);
+        if !news {
+            thread::park_timeout(WAIT_SLICE);
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.retain(|t| t.id() != me.id());
+        self.waiting_count.store(waiting.len(), Ordering::SeqCst);
+    }
+
+    /// Wakes the waiting helpers: chunks were queued, the source ended, the job stopped
+    /// or its width changed.
+    fn wake(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting_count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        for t in waiting.iter() {
+            t.unpark();
+        }
     }
 
     /// Counts one more running helper, if fewer than the most allowed run.
@@ -191,27 +301,13 @@ where
     })
 }
 
-/// A helper: runs queued chunks until the queue is empty or the job stops.
+/// A helper: runs queued chunks until the source has no more or the job stops.
 fn help<T, S, K>(shared: &Shared<T, K::Acc>, work: Work<'_, S, K>)
 where
     S: Stage<T>,
     K: ChunkFold<S::Out>,
 {
-    loop {
-        let next = if shared.stop.load(Ordering::Relaxed) {
-            None
-        } else {
-            shared.pop()
-        };
-        let Some((seq, first, items)) = next else {
-            shared.helpers.fetch_sub(1, Ordering::AcqRel);
-            // The caller may have queued chunks after the pop and, counting this helper
-            // as running, spawned none for them: take them back up if there is room.
-            if shared.stop.load(Ordering::Relaxed) || !shared.queued() || !shared.join() {
-                return;
-            }
-            continue;
-        };
+    while let Some((seq, first, items)) = shared.next_for_helper() {
         let n = items.len();
         let r = run_chunk(work, first, n, items.into_iter());
         shared.finished.fetch_add(1, Ordering::AcqRel);
@@ -283,6 +379,7 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             {
                 let Some((first, items)) = self.src.next_chunk() else {
                     self.done = true;
+                    shared.fed.store(true, Ordering::Release);
                     break;
                 };
                 queue.push_back((self.next_send, first, items));
@@ -290,6 +387,9 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
             }
             queue.len()
         };
+        if queued > 0 || self.done {
+            shared.wake();
+        }
         // One helper per queued chunk at most.
         while queued > 0 && shared.join() {
             let (shared, work) = (Arc::clone(shared), self.work);
@@ -327,6 +427,7 @@ impl<'a, Sp, S, K, Src> Feed<'_, 'a, Sp, S, K, Chunker<Src>> {
         self.src.replanned(course.chunk_size, workers);
         self.scope.allow(helpers);
         shared.most.store(helpers, Ordering::Release);
+        shared.wake();
         self.window = crate::limits::in_flight_chunks(workers) as u64;
     }
 }
@@ -413,6 +514,9 @@ where
                 most: AtomicUsize::new(helpers),
                 finished: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
+                fed: AtomicBool::new(false),
+                waiting: Mutex::new(Vec::new()),
+                waiting_count: AtomicUsize::new(0),
             }),
             received,
             next_emit: 0,
@@ -451,6 +555,7 @@ where
                 // The other workers stop; the scope waits for the running chunks
                 // before this panic reaches the caller, as in rayon.
                 self.shared.stop.store(true, Ordering::Relaxed);
+                self.shared.wake();
                 resume_unwind(payload)
             }
         }
@@ -508,5 +613,6 @@ where
 {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake();
     }
 }
