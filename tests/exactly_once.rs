@@ -227,12 +227,21 @@ fn borrowed_items_and_collections() {
             Some(b) => it.backend(b).max_workers(2).chunk_size(7),
             None => it,
         };
-        let strs: Vec<&str> = pinned(words.iter().par_auto()).map(|w| w.as_str()).collect();
-        assert_eq!(strs, words.iter().map(|w| w.as_str()).collect::<Vec<_>>(), "{mode:?}");
+        let strs: Vec<&str> = pinned(words.iter().par_auto())
+            .map(|w| w.as_str())
+            .collect();
+        assert_eq!(
+            strs,
+            words.iter().map(|w| w.as_str()).collect::<Vec<_>>(),
+            "{mode:?}"
+        );
         let text: String = pinned(words.iter().par_auto())
             .map(|w| w.chars().last().unwrap_or(' '))
             .collect();
-        let want: String = words.iter().map(|w| w.chars().last().unwrap_or(' ')).collect();
+        let want: String = words
+            .iter()
+            .map(|w| w.chars().last().unwrap_or(' '))
+            .collect();
         assert_eq!(text, want, "{mode:?}");
     }
 }

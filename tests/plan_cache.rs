@@ -113,7 +113,10 @@ fn one_of_six(site: usize, n: u64) -> (u64, bool) {
         _ => data.par_auto().on_plan(&mut hook).map(|x| x + 6).sum(),
     };
     // A pinned job between two tiny ones, as a program (or a benchmark) may run.
-    let pinned: u64 = (0..10u64).par_auto().backend(amorsize::Backend::Serial).sum();
+    let pinned: u64 = (0..10u64)
+        .par_auto()
+        .backend(amorsize::Backend::Serial)
+        .sum();
     assert_eq!(pinned, 45);
     (sum, fresh)
 }
@@ -133,6 +136,9 @@ fn tiny_jobs_that_alternate_keep_their_plans_and_their_recheck_schedule() {
     // 300 uses each: the first (unless the disk cache had it), then the 64th, 128th
     // and 256th sample again.
     for (site, n) in fresh.iter().enumerate() {
-        assert!((3..=4).contains(n), "site {site}: {n} fresh samples in 300 calls");
+        assert!(
+            (3..=4).contains(n),
+            "site {site}: {n} fresh samples in 300 calls"
+        );
     }
 }

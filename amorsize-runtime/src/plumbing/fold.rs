@@ -44,7 +44,11 @@ pub(crate) trait Items<T> {
 
     /// Consumes the results as the executors deliver them: the sampled head, then each
     /// chunk's outputs, in order. One at a time unless the consumer knows better.
-    fn consume_chunks<I: Iterator<Item = Vec<T>>>(self, head: Option<Vec<T>>, chunks: I) -> Self::Output
+    fn consume_chunks<I: Iterator<Item = Vec<T>>>(
+        self,
+        head: Option<Vec<T>>,
+        chunks: I,
+    ) -> Self::Output
     where
         Self: Sized,
     {

@@ -31,10 +31,10 @@
 //! calls). Waiting never blocks for long: a waiting helper sleeps in short slices
 //! and, on a rayon thread, runs any rayon work that is waiting in between, so a
 //! user's nested rayon call that needs this thread is not held up; and it ends after
-//! [`WAIT_MOST`] without a chunk, since rayon may have stacked it on work that cannot
-//! finish before it returns (the two would otherwise wait for each other). The caller
-//! wakes waiting helpers when it queues chunks, when the source ends and when the job
-//! stops.
+//! a millisecond (`shared::WAIT_MOST`) without a chunk, since rayon may have stacked
+//! it on work that cannot finish before it returns (the two would otherwise wait for
+//! each other). The caller wakes waiting helpers when it queues chunks, when the
+//! source ends and when the job stops.
 //!
 //! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
 //! caller checks its [`Watch`], and when the items drift far off the plan it takes the
@@ -47,8 +47,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, unbounded};
 
+mod shared;
+
+use self::shared::{Outcome, Shared};
 use super::blocking;
 use crate::context::{Context, acting_as};
 use crate::plan::{Backend, Plan};
@@ -102,154 +105,6 @@ pub(crate) struct Start<'a> {
     pub watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
     pub end: Option<usize>,
-}
-
-/// A chunk waiting to run: its position, the index of its first item, its items.
-type Queued<T> = (u64, usize, Vec<T>);
-/// A chunk's position and its result (or panic).
-type Outcome<A> = (u64, thread::Result<A>);
-
-/// What the caller and its helpers share.
-struct Shared<T, A> {
-    queue: Mutex<VecDeque<Queued<T>>>,
-    results: Sender<Outcome<A>>,
-    /// Helpers running.
-    helpers: AtomicUsize,
-    /// Most helpers that may run at once (a re-plan changes it).
-    most: AtomicUsize,
-    /// Chunks finished (by anyone), emitted or not.
-    finished: AtomicU64,
-    /// Set when the job stops (a panic, or the consumer stopped early): chunks not yet
-    /// started are skipped.
-    stop: AtomicBool,
-    /// Set when the source has no more items: every chunk is queued or taken.
-    fed: AtomicBool,
-    /// Helpers waiting for chunks, to wake when there is news, and how many.
-    waiting: Mutex<Vec<thread::Thread>>,
-    waiting_count: AtomicUsize,
-}
-
-/// The longest a waiting helper sleeps before it looks again (for rayon work too).
-const WAIT_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
-/// The longest a helper waits for its next chunk before it ends: rayon may have run
-/// it on top of other work on a thread's stack (a thread waiting inside a user's
-/// nested rayon call takes up whatever job is pending, our helpers too), and that work
-/// cannot finish before the helper returns. The caller refills the queue a few times
-/// per chunk it runs: a helper that waits this long is not missed.
-const WAIT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
-
-impl<T, A> Shared<T, A> {
-    fn pop(&self) -> Option<Queued<T>> {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
-    }
-
-    /// Whether chunks wait in the queue.
-    fn queued(&self) -> bool {
-        !self
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-    }
-
-    /// The next chunk for a helper: one queued, or else one the caller queues while the
-    /// source has more. `None` when there is none to wait for, the job stopped, or a
-    /// re-plan wants fewer helpers; the helper is then no longer counted as running.
-    fn next_for_helper(&self) -> Option<Queued<T>> {
-        let since = std::time::Instant::now();
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return self.leave();
-            }
-            if let Some(chunk) = self.pop() {
-                return Some(chunk);
-            }
-            if self.fed.load(Ordering::Acquire) {
-                // The last chunks may have been queued just before the source ended.
-                return self.pop().or_else(|| self.leave());
-            }
-            if self.retire() {
-                return None;
-            }
-            if since.elapsed() >= WAIT_MOST {
-                return self.leave();
-            }
-            // Rayon work waiting for this thread first (a nested call in an item).
-            if rayon::yield_now() == Some(rayon::Yield::Executed) {
-                continue;
-            }
-            self.wait();
-        }
-    }
-
-    /// Ends a helper's count; takes it up again if the caller queued chunks after the
-    /// helper looked and, counting it as running, spawned none for them.
-    fn leave(&self) -> Option<Queued<T>> {
-        self.helpers.fetch_sub(1, Ordering::AcqRel);
-        if self.stop.load(Ordering::Relaxed) || !self.queued() || !self.join() {
-            return None;
-        }
-        self.next_for_helper()
-    }
-
-    /// Stops counting one helper, if more run than a re-plan allows.
-    fn retire(&self) -> bool {
-        let most = self.most.load(Ordering::Acquire);
-        self.helpers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n > most).then(|| n - 1)
-            })
-            .is_ok()
-    }
-
-    /// Sleeps until the caller has news ([`Shared::wake`]), for at most [`WAIT_SLICE`].
-    fn wait(&self) {
-        let me = thread::current();
-        {
-            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            waiting.push(me.clone());
-            self.waiting_count.store(waiting.len(), Ordering::SeqCst);
-        }
-        // Looked at again after registering: news that came before are seen here, news
-        // that come after find this helper registered.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        let news = self.queued()
-            || self.stop.load(Ordering::Relaxed)
-            || self.fed.load(Ordering::Acquire)
-            || self.helpers.load(Ordering::Acquire) > self.most.load(Ordering::Acquire);
-        if !news {
-            thread::park_timeout(WAIT_SLICE);
-        }
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        waiting.retain(|t| t.id() != me.id());
-        self.waiting_count.store(waiting.len(), Ordering::SeqCst);
-    }
-
-    /// Wakes the waiting helpers: chunks were queued, the source ended, the job stopped
-    /// or its width changed.
-    fn wake(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting_count.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        for t in waiting.iter() {
-            t.unpark();
-        }
-    }
-
-    /// Counts one more running helper, if fewer than the most allowed run.
-    fn join(&self) -> bool {
-        let most = self.most.load(Ordering::Acquire);
-        self.helpers
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < most).then_some(n + 1)
-            })
-            .is_ok()
-    }
 }
 
 /// What every worker of a job runs a chunk with: the stage, the fold of its outputs,
