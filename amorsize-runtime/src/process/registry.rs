@@ -14,12 +14,12 @@
 //! comparing `TypeId`s.
 
 use std::any::TypeId;
-use std::collections::HashMap;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::OnceLock;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -282,8 +282,11 @@ pub(crate) fn by_type<F: ?Sized, T, R>() -> Option<&'static TaskEntry> {
         .filter(|e| e.matches::<F, T, R>())
 }
 
-fn by_function() -> &'static HashMap<TypeId, &'static TaskEntry> {
-    static MAP: OnceLock<HashMap<TypeId, &'static TaskEntry>> = OnceLock::new();
+/// Keyed with Fx rather than std's hasher: `TypeId`s are not chosen by an adversary,
+/// and std's hasher reads random keys from the kernel on a thread's first map, a
+/// system call on the first `par_auto` call of a process.
+fn by_function() -> &'static FxHashMap<TypeId, &'static TaskEntry> {
+    static MAP: OnceLock<FxHashMap<TypeId, &'static TaskEntry>> = OnceLock::new();
     MAP.get_or_init(|| TASKS.iter().map(|e| ((e.function)(), e)).collect())
 }
 
