@@ -55,7 +55,6 @@ pub mod __private;
 ///     amorsize::init();
 ///     // ... the program
 /// }
-/// # main();
 /// ```
 pub fn init() {
     #[cfg(unix)]
