@@ -46,6 +46,23 @@ fn capped_workers_never_run_more_items_at_once() {
 }
 
 #[test]
+fn capped_workers_hold_inside_a_rayon_pool_too() {
+    // On a rayon worker the job runs windows of chunks on rayon's own work stealing,
+    // which may run a whole window at once: with a cap, a window holds no more
+    // chunks than the cap (items that call rayon themselves take the same path).
+    let want: Vec<u64> = (0..300).map(|x| x * 2).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .expect("a pool of 4 threads");
+    for cap in [1, 2, 3] {
+        let (out, peak) = pool.install(|| counted(Backend::Rayon, Some(cap)));
+        assert_eq!(out, want, "capped at {cap}");
+        assert!(peak <= cap, "capped at {cap}: {peak} items at once");
+    }
+}
+
+#[test]
 fn uncapped_jobs_keep_every_item_once_and_in_order() {
     let want: Vec<u64> = (0..300).map(|x| x * 2).collect();
     for backend in [Backend::Rayon, Backend::Threads] {

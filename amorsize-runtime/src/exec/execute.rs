@@ -148,7 +148,7 @@ where
             let accs = Windowed::new(
                 (stage, fold, feedback),
                 chunks,
-                workers,
+                (workers, plan.workers_capped()),
                 progress,
                 (start.watch, end),
             );

@@ -12,6 +12,17 @@ use crate::plan::Backend;
 use crate::plumbing::{ChunkFold, Chunker, Feedback, Stage, Watch};
 use crate::progress::Progress;
 
+/// Chunks per window for `workers` workers: several each, so that every worker stays
+/// busy until the window's last chunk, unless the user capped the workers (`capped`):
+/// rayon may run a whole window at once, so then one chunk each.
+fn window_chunks(workers: usize, capped: bool) -> usize {
+    if capped {
+        workers.max(1)
+    } else {
+        crate::limits::nested_window_chunks(workers)
+    }
+}
+
 /// An iterator over partial results of each chunk, in order, one window at a time.
 pub(crate) struct Windowed<'a, S, K: ChunkFold<S::Out>, T, Src>
 where
@@ -28,6 +39,9 @@ where
     watch: Option<Watch<'a>>,
     /// Input index past the last item, when the length is known.
     end: Option<usize>,
+    /// The user capped the workers: a window holds no more chunks than that, since
+    /// rayon may run all of a window's chunks at once.
+    capped: bool,
 }
 
 impl<'a, S, K, T, Src> Windowed<'a, S, K, T, Src>
@@ -40,7 +54,7 @@ where
     pub(crate) fn new(
         (stage, fold, feedback): (&'a S, &'a K, &'a Feedback),
         src: Chunker<Src>,
-        workers: usize,
+        (workers, capped): (usize, bool),
         progress: &'a Progress,
         (watch, end): (Option<Watch<'a>>, Option<usize>),
     ) -> Self {
@@ -48,13 +62,14 @@ where
             src,
             stage,
             fold,
-            window: crate::limits::nested_window_chunks(workers),
+            window: window_chunks(workers, capped),
             ready: Vec::new().into_iter(),
             done: false,
             progress,
             feedback,
             watch,
             end,
+            capped,
         }
     }
 
@@ -71,7 +86,7 @@ where
                 _ => course.workers,
             };
             self.src.replanned(course.chunk_size, workers);
-            self.window = crate::limits::nested_window_chunks(workers);
+            self.window = window_chunks(workers, self.capped);
         }
     }
 }

@@ -84,8 +84,12 @@ pub(crate) fn wanted(
     let processes = candidate(Backend::Processes);
     // Two-thread efficiency matters only when processes could take over from threads;
     // measured on a busy machine it can read low for work that scales, so it is not
-    // risked where it could only turn a parallel plan serial.
-    let scaling = processes && options.backend.is_none() && machine.cpu_budget >= 2;
+    // risked where it could only turn a parallel plan serial. It runs two items at
+    // once: not where the user allowed one worker.
+    let scaling = processes
+        && options.backend.is_none()
+        && machine.cpu_budget >= 2
+        && options.max_workers.is_none_or(|w| w >= 2);
     // Other threads' CPU time reads as the item's own parallelism: check it before it
     // keeps outer parallelism away. Inside a rayon worker only rayon is a candidate,
     // and the item's rayon calls already share its pool.
