@@ -51,10 +51,9 @@ pub mod __private;
 /// # Examples
 ///
 /// ```
-/// fn main() {
-///     amorsize::init();
-///     // ... the program
-/// }
+/// // First thing in `main`:
+/// amorsize::init();
+/// // ... the program
 /// ```
 pub fn init() {
     #[cfg(unix)]
