@@ -80,3 +80,36 @@ fn jobs_one_after_another_keep_every_item_once() {
         assert_eq!(plain, (0..20_000u64).map(|x| x ^ round).sum::<u64>());
     }
 }
+
+#[test]
+fn unrelated_rayon_work_does_not_hold_a_job() {
+    // An item hands rayon a job that waits until this job has returned. A helper that
+    // picked it up while waiting for chunks would carry it on its stack, and the job
+    // could not return before it: a deadlock, here cut by the spawned job's own 30 s
+    // limit and caught by the watchdog.
+    for round in 0..20u64 {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let rx = std::sync::Mutex::new(Some(rx));
+        let out = support::watchdog(10, move || {
+            (0..2_000u64)
+                .collect::<Vec<_>>()
+                .par_auto()
+                .backend(Backend::Rayon)
+                .max_workers(2)
+                .chunk_size(16)
+                .map(|x| {
+                    if x == 100
+                        && let Some(rx) = rx.lock().unwrap().take()
+                    {
+                        rayon::spawn(move || {
+                            let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
+                        });
+                    }
+                    (0..200u64).fold(x, |a, i| a.wrapping_mul(31).wrapping_add(i))
+                })
+                .collect::<Vec<u64>>()
+        });
+        drop(tx);
+        assert_eq!(out.len(), 2_000, "round {round}");
+    }
+}

@@ -208,14 +208,16 @@ impl Memo {
             .find(|slot| slot.as_ref().is_some_and(|q| q.key == *key))
     }
 
-    /// Remembers `key`'s small serial plan, in place of what it remembered for the key
-    /// or else of the oldest slot.
+    /// Forgets what it remembered for `key` (its uses are added to the entry's count).
+    fn forget(&mut self, key: &Key) {
+        if let Some(slot) = self.slot(key) {
+            *slot = None;
+        }
+    }
+
+    /// Remembers a small serial plan in a free slot, or else in place of the oldest.
     fn remember(&mut self, quick: Quick) -> &mut Quick {
-        let at = match self
-            .slots
-            .iter()
-            .position(|slot| slot.as_ref().is_some_and(|q| q.key == quick.key))
-        {
+        let at = match self.slots.iter().position(Option::is_none) {
             Some(at) => at,
             None => {
                 let at = self.next;
@@ -247,6 +249,9 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
         let q = match current {
             Some(q) => q,
             None => {
+                // A memo of an older generation: its uses are counted before the entry's
+                // count is read again.
+                memo.forget(key);
                 let Some(entry) = table()
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -279,9 +284,7 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
             // moved it past; the count only schedules re-checks).
             q.entry.uses.store(uses.wrapping_sub(1), Ordering::Relaxed);
             q.since = 0;
-            if let Some(slot) = memo.slot(key) {
-                *slot = None;
-            }
+            memo.forget(key);
             return false;
         }
         q.since += 1;

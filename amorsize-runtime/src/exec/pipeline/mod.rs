@@ -28,12 +28,12 @@
 //! whole time slice, while rayon, counting that thread as awake, woke no other for the
 //! new helper. Right after a rayon job the next helper then started 2-4 ms late, again
 //! and again, and the job ran at serial speed (0.5-0.75 of rayon's in one of every two
-//! calls). Waiting never blocks for long: a waiting helper sleeps in short slices
-//! and, on a rayon thread, runs any rayon work that is waiting in between, so a
-//! user's nested rayon call that needs this thread is not held up; and it ends after
-//! a millisecond (`shared::WAIT_MOST`) without a chunk, since rayon may have stacked
-//! it on work that cannot finish before it returns (the two would otherwise wait for
-//! each other). The caller wakes waiting helpers when it queues chunks, when the
+//! calls). Waiting never blocks for long: a waiting helper sleeps in short slices and
+//! ends after a millisecond (`shared::WAIT_MOST`) without a chunk, since other rayon
+//! work may need its thread (a user's nested rayon call), and rayon may have stacked it
+//! on work that cannot finish before it returns (the two would otherwise wait for each
+//! other). It runs nothing else meanwhile: whatever it ran would hold the job up until
+//! that work ended. The caller wakes waiting helpers when it queues chunks, when the
 //! source ends and when the job stops.
 //!
 //! Every chunk is timed into the job's [`Feedback`]; before it queues more chunks the
@@ -168,6 +168,7 @@ where
         shared.finished.fetch_add(1, Ordering::AcqRel);
         if r.is_err() {
             shared.stop.store(true, Ordering::Relaxed);
+            shared.wake();
         }
         // The receiver is gone only when the consumer stopped early.
         let _ = shared.results.send((seq, r));

@@ -34,13 +34,14 @@ pub(super) struct Shared<T, A> {
     pub(super) waiting_count: AtomicUsize,
 }
 
-/// The longest a waiting helper sleeps before it looks again (for rayon work too).
+/// The longest a waiting helper sleeps before it looks again.
 const WAIT_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
-/// The longest a helper waits for its next chunk before it ends: rayon may have run
-/// it on top of other work on a thread's stack (a thread waiting inside a user's
-/// nested rayon call takes up whatever job is pending, our helpers too), and that work
-/// cannot finish before the helper returns. The caller refills the queue a few times
-/// per chunk it runs: a helper that waits this long is not missed.
+/// The longest a helper waits for its next chunk before it ends: it holds a thread of
+/// the pool, which other rayon work may need (a user's nested rayon call), and rayon
+/// may have run it on top of other work on a thread's stack (a thread waiting inside a
+/// user's rayon call takes up whatever job is pending, our helpers too), which cannot
+/// finish before the helper returns. The caller refills the queue a few times per
+/// chunk it runs: a helper that waits this long is not missed.
 const WAIT_MOST: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl<T, A> Shared<T, A> {
@@ -60,44 +61,39 @@ impl<T, A> Shared<T, A> {
             .is_empty()
     }
 
-    /// The next chunk for a helper: one queued, or else one the caller queues while the
-    /// source has more. `None` when there is none to wait for, the job stopped, or a
-    /// re-plan wants fewer helpers; the helper is then no longer counted as running.
+    /// The next chunk for a helper: one queued, or else one the caller queues within
+    /// [`WAIT_MOST`] while the source has more. `None` when there is none, the job
+    /// stopped, or a re-plan wants fewer helpers; the helper is then no longer counted
+    /// as running.
+    ///
+    /// The wait runs nothing else: a helper that ran other rayon work meanwhile (with
+    /// `rayon::yield_now`) carried it on its stack, and the job could not end before
+    /// that work did (a user's `rayon::spawn` of a 5 s wait held `par_auto` for 5 s).
+    /// Rayon work that needs this thread waits at most [`WAIT_MOST`].
     pub(super) fn next_for_helper(&self) -> Option<Queued<T>> {
-        let since = std::time::Instant::now();
+        let mut since = std::time::Instant::now();
         loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return self.leave();
-            }
-            if let Some(chunk) = self.pop() {
-                return Some(chunk);
-            }
-            if self.fed.load(Ordering::Acquire) {
-                // The last chunks may have been queued just before the source ended.
-                return self.pop().or_else(|| self.leave());
-            }
             if self.retire() {
                 return None;
             }
-            if since.elapsed() >= WAIT_MOST {
-                return self.leave();
+            let stop = self.stop.load(Ordering::Relaxed);
+            if !stop && let Some(chunk) = self.pop() {
+                return Some(chunk);
             }
-            // Rayon work waiting for this thread first (a nested call in an item).
-            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            let fed = self.fed.load(Ordering::Acquire);
+            if !stop && !fed && since.elapsed() < WAIT_MOST {
+                self.wait();
                 continue;
             }
-            self.wait();
+            self.helpers.fetch_sub(1, Ordering::AcqRel);
+            // The caller may have queued chunks after the pop (the last ones, just
+            // before the source ended, say) and, counting this helper as running,
+            // spawned none for them: take them up if there is room.
+            if self.stop.load(Ordering::Relaxed) || !self.queued() || !self.join() {
+                return None;
+            }
+            since = std::time::Instant::now();
         }
-    }
-
-    /// Ends a helper's count; takes it up again if the caller queued chunks after the
-    /// helper looked and, counting it as running, spawned none for them.
-    pub(super) fn leave(&self) -> Option<Queued<T>> {
-        self.helpers.fetch_sub(1, Ordering::AcqRel);
-        if self.stop.load(Ordering::Relaxed) || !self.queued() || !self.join() {
-            return None;
-        }
-        self.next_for_helper()
     }
 
     /// Stops counting one helper, if more run than a re-plan allows.
