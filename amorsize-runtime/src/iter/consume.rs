@@ -358,6 +358,25 @@ mod tests {
     use super::*;
     use std::cmp::Ordering;
 
+    #[test]
+    fn a_vec_is_collected_chunk_by_chunk_and_other_collections_item_by_item() {
+        let text = String::from("a b c d e f");
+        let words: Vec<&str> = text.split(' ').collect();
+        let chunks = || vec![words[2..4].to_vec(), Vec::new(), words[4..].to_vec()];
+        let got: Vec<&str> = Collect::<Vec<&str>>::new()
+            .consume_chunks(Some(words[..2].to_vec()), chunks().into_iter());
+        assert_eq!(got, words);
+        let got: Vec<&str> = Collect::<Vec<&str>>::new().consume_chunks(None, chunks().into_iter());
+        assert_eq!(got, words[2..]);
+        let got: String =
+            Collect::<String>::new().consume_chunks(Some(vec!["x"]), chunks().into_iter());
+        assert_eq!(got, "xcdef");
+        let owned: Vec<Vec<String>> = vec![vec!["p".into()], vec!["q".into(), "r".into()]];
+        let got: Vec<String> =
+            Collect::<Vec<String>>::new().consume_chunks(None, owned.into_iter());
+        assert_eq!(got, ["p", "q", "r"]);
+    }
+
     /// Ordered by `key` only, so equal keys tell which item won.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     struct Keyed {
