@@ -139,12 +139,7 @@ pub(crate) enum Lookup {
 
 /// The cached plan for `key`, or why there is none to use.
 pub(crate) fn get(key: &Key) -> Lookup {
-    let Some(entry) = table()
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(key)
-        .cloned()
-    else {
+    let Some(entry) = lookup(table(), key) else {
         return Lookup::Miss;
     };
     let uses = entry.uses.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -252,12 +247,7 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
                 // A memo of an older generation: its uses are counted before the entry's
                 // count is read again.
                 memo.forget(key);
-                let Some(entry) = table()
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(key)
-                    .cloned()
-                else {
+                let Some(entry) = lookup(table(), key) else {
                     return false;
                 };
                 // Only small serial plans: any other plan is looked up by `get`.
@@ -303,10 +293,15 @@ pub(crate) fn small_serial<H: FnOnce(&Plan)>(key: &Key, len: usize, hook: &mut O
 
 /// The latest entry made from a sample at `key`'s call site, for any input size.
 pub(crate) fn site(key: &Key) -> Option<Arc<Entry>> {
-    sites()
+    lookup(sites(), &key.any_size())
+}
+
+/// The entry `table` holds for `key`, if any.
+fn lookup(table: &Table, key: &Key) -> Option<Arc<Entry>> {
+    table
         .read()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(&key.any_size())
+        .get(key)
         .cloned()
 }
 
